@@ -1,0 +1,44 @@
+"""fastoptim: optimizer updates for models on the CPU, one Numba kernel over one flat buffer.
+
+Course code switches by changing one import::
+
+    from fastoptim import initialize_adam, update_parameters_with_adam
+
+Larger models use the flat buffer and the object API::
+
+    params = fastoptim.flatten(parameters)
+    opt = fastoptim.Adam(params, lr=1e-3)
+    opt.step(grads)
+"""
+
+from fastoptim import reference
+from fastoptim.compat import (
+    initialize_adam,
+    initialize_velocity,
+    update_parameters_with_adam,
+    update_parameters_with_gd,
+    update_parameters_with_momentum,
+)
+from fastoptim.flat import FlatParams, Layout, flatten
+from fastoptim.optim import Adam, Momentum, Optimizer
+from fastoptim.threads import get_num_threads, num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam",
+    "FlatParams",
+    "Layout",
+    "Momentum",
+    "Optimizer",
+    "flatten",
+    "get_num_threads",
+    "initialize_adam",
+    "initialize_velocity",
+    "num_threads",
+    "reference",
+    "set_num_threads",
+    "update_parameters_with_adam",
+    "update_parameters_with_gd",
+    "update_parameters_with_momentum",
+]

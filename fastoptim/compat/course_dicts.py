@@ -1,0 +1,67 @@
+"""How the course keys its dicts, shared by every drop-in: parameter ``'W1'`` has gradient
+and state ``'dW1'``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from fastoptim.flat import FlatParams
+from fastoptim.optim.segments import Segment, check_same_layout, layer_segment, writable_1d
+
+GRAD_PREFIX = "d"
+
+
+def course_zeros(parameters: Mapping) -> Mapping:
+    """Zeros shaped like each parameter, keyed ``'d' + name``; a FlatParams for a FlatParams."""
+    if isinstance(parameters, FlatParams):
+        return parameters.zeros_like(prefix=GRAD_PREFIX + parameters.prefix)
+    return {GRAD_PREFIX + name: np.zeros_like(value) for name, value in parameters.items()}
+
+
+def course_segments(
+    parameters: Mapping,
+    grads: Mapping,
+    states: Sequence[tuple[Mapping, str]],
+) -> list[Segment]:
+    """Validated kernel segments for a drop-in call.
+
+    One segment over the whole buffers when every argument is a FlatParams of one layout,
+    else one per layer. Keys in ``grads`` and the states other than ``'d' + name`` are
+    ignored, as the reference ignores them (course backward passes also return dA, dZ).
+    """
+    mappings = [parameters, grads, *(state for state, _ in states)]
+    if all(isinstance(m, FlatParams) for m in mappings):
+        for mapping, label in zip(mappings[1:], ["grads", *(label for _, label in states)]):
+            check_same_layout(mapping.layout, parameters.layout, label)
+        return [
+            (
+                writable_1d(parameters.buffer, "parameters"),
+                grads.buffer,
+                *(writable_1d(state.buffer, label) for state, label in states),
+            )
+        ]
+    return [
+        layer_segment(
+            value,
+            f"parameters[{name!r}]",
+            _lookup(grads, GRAD_PREFIX + name, "grads", name),
+            f"grads[{GRAD_PREFIX + name!r}]",
+            [
+                (_lookup(state, GRAD_PREFIX + name, label, name), f"{label}[{GRAD_PREFIX + name!r}]")
+                for state, label in states
+            ],
+        )
+        for name, value in parameters.items()
+    ]
+
+
+def _lookup(mapping: Mapping, key: str, label: str, name: str):
+    try:
+        return mapping[key]
+    except KeyError:
+        raise KeyError(
+            f"{label} has no {key!r} for parameters[{name!r}]; the course keys it as "
+            f"'d' + parameter name"
+        ) from None

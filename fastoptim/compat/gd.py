@@ -1,0 +1,20 @@
+"""Course drop-in for plain gradient descent."""
+
+from __future__ import annotations
+
+from fastoptim import kernels
+from fastoptim.compat.course_dicts import course_segments
+from fastoptim.optim.hyperparameters import check_learning_rate
+from fastoptim.optim.optimizer import dtype_scalars
+
+
+def update_parameters_with_gd(parameters, grads, learning_rate):
+    """One gradient-descent step, in place: ``W = W - learning_rate * dW``.
+
+    Returns the same ``parameters`` object that was passed in.
+    """
+    learning_rate = check_learning_rate(learning_rate, "learning_rate")
+    segments = course_segments(parameters, grads, [])
+    if segments:
+        kernels.gd.run(segments, dtype_scalars(segments[0][0].dtype, learning_rate))
+    return parameters

@@ -1,0 +1,77 @@
+"""ElementwiseKernel: compile one loop body as a parallel kernel and a serial twin, lazily,
+with exactly one signature per dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numba
+import numpy as np
+from numba import types
+
+from fastoptim import config
+
+Segment = Sequence[np.ndarray]
+
+
+class ElementwiseKernel:
+    """A loop body ``make_body(loop)`` compiled on first use for each (dtype, parallel) pair.
+
+    ``make_body`` receives ``numba.prange`` or ``range`` and returns the kernel function
+    ``f(param, grad, *state, *scalars) -> None``. Passing the loop in a closure gives the
+    parallel and serial variants different entries in Numba's on-disk cache, whose key
+    ignores the ``parallel`` option.
+
+    Every variant is compiled for one explicit signature (param and state: writable 1-D
+    C arrays; grad: a read-only 1-D C array, which writable grads also match; scalars of the
+    buffer's dtype) and then closed to further compilation, so a stray Python float or a
+    read-only gradient can never trigger a recompile mid-training.
+    """
+
+    def __init__(self, make_body: Callable, n_state: int, n_scalars: int) -> None:
+        self.make_body = make_body
+        self.n_state = n_state
+        self.n_scalars = n_scalars
+        self._compiled: dict[tuple[np.dtype, bool], numba.core.dispatcher.Dispatcher] = {}
+
+    def signature(self, dtype: np.dtype):
+        scalar = numba.from_dtype(dtype)
+        writable = types.Array(scalar, 1, "C")
+        read_only = types.Array(scalar, 1, "C", readonly=True)
+        state = (writable,) * self.n_state
+        return types.none(writable, read_only, *state, *(scalar,) * self.n_scalars)
+
+    def variant(self, dtype: np.dtype, parallel: bool):
+        """The compiled dispatcher for ``dtype`` (parallel or serial), compiling on first use."""
+        key = (np.dtype(dtype), parallel)
+        dispatcher = self._compiled.get(key)
+        if dispatcher is None:
+            dispatcher = self._compile(*key)
+            self._compiled[key] = dispatcher
+        return dispatcher
+
+    def compiled_variants(self) -> dict[tuple[np.dtype, bool], numba.core.dispatcher.Dispatcher]:
+        """The variants compiled so far, keyed by (dtype, parallel)."""
+        return dict(self._compiled)
+
+    def run(self, segments: Sequence[Segment], scalars: Sequence) -> None:
+        """Call the kernel once per segment ``(param, grad, *state)`` with the same scalars.
+
+        All arrays must already be validated 1-D C-contiguous arrays of one dtype and the
+        scalars of that dtype: this is the hot path, it checks nothing.
+        """
+        for segment in segments:
+            param = segment[0]
+            kernel = self.variant(param.dtype, param.size >= config.SERIAL_BELOW)
+            kernel(*segment, *scalars)
+
+    def _compile(self, dtype: np.dtype, parallel: bool):
+        body = self.make_body(numba.prange if parallel else range)
+        options = dict(parallel=parallel, fastmath=set(config.FASTMATH) or False)
+        # Numba's cache key ignores fastmath flags: never cache a fastmath build.
+        if config.CACHE and not config.FASTMATH:
+            try:
+                return numba.njit(self.signature(dtype), cache=True, **options)(body)
+            except RuntimeError:
+                pass  # no writable cache directory anywhere: compile in memory instead
+        return numba.njit(self.signature(dtype), cache=False, **options)(body)

@@ -1,0 +1,81 @@
+"""Momentum in the course's moving-average form."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import numpy as np
+
+from fastoptim import kernels
+from fastoptim.flat import FlatParams
+from fastoptim.optim.hyperparameters import check_beta, check_learning_rate
+from fastoptim.optim.optimizer import Optimizer, dtype_scalars
+
+
+def momentum_scalars(dtype: np.dtype, beta: float, lr: float) -> tuple:
+    """Kernel scalars ``(beta, 1 - beta, lr)`` in ``dtype``; ``1 - beta`` is taken in float64."""
+    return dtype_scalars(dtype, beta, 1.0 - beta, lr)
+
+
+class Momentum(Optimizer):
+    r"""Gradient descent with momentum, as the classic course defines it.
+
+    For each element, with gradient :math:`g_t` at step :math:`t`:
+
+    .. math::
+
+        v_t &= \beta\, v_{t-1} + (1 - \beta)\, g_t \\
+        \theta_t &= \theta_{t-1} - \eta\, v_t
+
+    ====================  =====================================================
+    :math:`\theta`        parameters (``params``)
+    :math:`v`             velocity, ``state['velocity']``, starts at zero
+    :math:`\eta`          ``lr``
+    :math:`\beta`         ``beta``
+    ====================  =====================================================
+
+    This is the moving-average form from step 1. It is not ``torch.optim.SGD`` with
+    momentum, which starts its buffer at :math:`g_1` and scales by ``1 - dampening``.
+
+    Parameters
+    ----------
+    params : FlatParams or dict of arrays
+        A dict is flattened into one buffer and its entries are rebound to the live views.
+    lr : float
+        Learning rate, finite and >= 0.
+    beta : float
+        Momentum coefficient in [0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np, fastoptim
+    >>> params = {"W1": np.ones((2, 2)), "b1": np.zeros((2, 1))}
+    >>> opt = fastoptim.Momentum(params, lr=0.1, beta=0.9)
+    >>> opt.step({"dW1": np.ones((2, 2)), "db1": np.ones((2, 1))})
+    >>> params["W1"]   # 1 - 0.1 * (0.1 * 1)
+    array([[0.99, 0.99],
+           [0.99, 0.99]])
+    """
+
+    kernel = kernels.momentum
+    state_names = ("velocity",)
+
+    def __init__(
+        self,
+        params: FlatParams | MutableMapping[str, np.ndarray],
+        lr: float = 0.01,
+        beta: float = 0.9,
+    ) -> None:
+        self._set_hyperparameters(lr=lr, beta=beta)
+        super().__init__(params)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta": self.beta}
+
+    def _set_hyperparameters(self, lr: float, beta: float) -> None:
+        lr, beta = check_learning_rate(lr, "lr"), check_beta(beta, "beta")
+        self.lr, self.beta = lr, beta
+
+    def _scalars(self, t: int) -> tuple:
+        return momentum_scalars(self.layout.dtype, self.beta, self.lr)

@@ -1,0 +1,222 @@
+"""Optimizer: the shared machinery of every fastoptim optimizer class.
+
+Owns the flat parameters, one flat buffer per state, and the step counter; turns whatever
+gradients ``step`` receives into validated segments; runs the algorithm's kernel; saves and
+restores everything through ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, MutableMapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fastoptim.flat import FlatParams, flatten
+from fastoptim.kernels import ElementwiseKernel
+from fastoptim.optim.segments import Segment, check_same_layout, layer_segment
+
+GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
+
+
+class Optimizer:
+    """Base class: subclasses set ``kernel`` and ``state_names`` and implement
+    ``hyperparameters``, ``_set_hyperparameters`` and ``_scalars``."""
+
+    kernel: ClassVar[ElementwiseKernel]
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: FlatParams | MutableMapping[str, np.ndarray]) -> None:
+        self.params: FlatParams = _as_flat_params(params)
+        self.layout = self.params.layout
+        self.state: dict[str, FlatParams] = {
+            name: self.params.zeros_like(prefix="") for name in self.state_names
+        }
+        self.t: int = 0
+        self._state_buffers = tuple(state.buffer for state in self.state.values())
+
+    # -- to be provided by each algorithm -------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyper-parameters as plain Python values, by their argument names."""
+        raise NotImplementedError
+
+    def _set_hyperparameters(self, **hyperparameters: Any) -> None:
+        """Validate and set every hyper-parameter (raises before setting any)."""
+        raise NotImplementedError
+
+    def _scalars(self, t: int) -> tuple:
+        """The kernel's scalar arguments for step ``t``, as scalars of the buffer's dtype."""
+        raise NotImplementedError
+
+    # -- stepping ---------------------------------------------------------------------------
+    def step(self, grads: GradsLike) -> None:
+        """Apply one update with ``grads`` and advance ``t`` by one.
+
+        ``grads`` is a FlatParams with this layout (one kernel call over the whole buffer),
+        a flat array of ``layout.size`` elements, or a dict keyed like the parameters
+        (``'W1'``) or the course way (``'dW1'``), updated layer by layer. Everything is
+        checked before anything changes.
+        """
+        segments = self._segments(grads)
+        scalars = self._scalars(self.t + 1)
+        self.kernel.run(segments, scalars)
+        self.t += 1
+
+    def _segments(self, grads: GradsLike) -> list[Segment]:
+        if isinstance(grads, FlatParams):
+            check_same_layout(grads.layout, self.layout, "grads")
+            return [(self.params.buffer, grads.buffer, *self._state_buffers)]
+        if isinstance(grads, np.ndarray):
+            return [(self.params.buffer, self._flat_grad(grads), *self._state_buffers)]
+        if isinstance(grads, Mapping):
+            return self._layer_segments(grads)
+        raise TypeError(
+            f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
+        )
+
+    def _flat_grad(self, grad: np.ndarray) -> np.ndarray:
+        if grad.shape != (self.layout.size,):
+            raise ValueError(
+                f"a flat grads array must have shape ({self.layout.size},) to match the "
+                f"parameter buffer; got shape {grad.shape}"
+            )
+        if grad.dtype != self.layout.dtype:
+            raise TypeError(
+                f"grads is {grad.dtype} but the parameters are {self.layout.dtype}; "
+                f"convert it with .astype(np.{self.layout.dtype.name})."
+            )
+        return np.ascontiguousarray(grad)
+
+    def _layer_segments(self, grads: Mapping[str, np.ndarray]) -> list[Segment]:
+        prefix = _grad_key_prefix(grads, self.layout.names)
+        segments = []
+        for name in self.layout.names:
+            segments.append(
+                layer_segment(
+                    self.params[self.params.prefix + name],
+                    f"params[{name!r}]",
+                    grads[prefix + name],
+                    f"grads[{prefix + name!r}]",
+                    [(state[name], f"state[{key!r}][{name!r}]") for key, state in self.state.items()],
+                )
+            )
+        return segments
+
+    # -- saving and restoring ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training bit-identically, as copies.
+
+        Keys: ``algorithm``, ``hyperparameters``, ``t``, ``layout`` (names, shapes, dtype)
+        and ``state`` (for each state buffer, a dict of arrays by layer name).
+        """
+        return {
+            "algorithm": type(self).__name__,
+            "hyperparameters": self.hyperparameters(),
+            "t": self.t,
+            "layout": self.layout.describe(),
+            "state": {
+                key: {name: np.array(state[name]) for name in self.layout.names}
+                for key, state in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` saved. Everything is checked before anything changes."""
+        _check_state_dict(state_dict, type(self).__name__, self.layout.describe(), self.state_names)
+        expected = sorted(self.hyperparameters())
+        if not isinstance(state_dict["hyperparameters"], Mapping) or sorted(
+            state_dict["hyperparameters"]
+        ) != expected:
+            raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
+        t = state_dict["t"]
+        if not (isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 0):
+            raise ValueError(f"state_dict['t'] must be a whole number >= 0; got {t!r}")
+        arrays = {}
+        for key in self.state_names:
+            saved = state_dict["state"][key]
+            for name in self.layout.names:
+                label = f"state_dict['state'][{key!r}][{name!r}]"
+                arrays[key, name] = _checked_state_array(saved[name], label, self.state[key][name])
+        self._set_hyperparameters(**state_dict["hyperparameters"])  # validates, then sets
+        for (key, name), array in arrays.items():
+            np.copyto(self.state[key][name], array)
+        self.t = int(t)
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
+
+
+def _as_flat_params(params: object) -> FlatParams:
+    if isinstance(params, FlatParams):
+        return params
+    if isinstance(params, MutableMapping):
+        flat = flatten(params)
+        for key in flat:  # the caller's dict now shows the live views
+            params[key] = flat[key]
+        return flat
+    raise TypeError(
+        f"params must be a FlatParams or a dict of arrays; got {type(params).__name__}"
+    )
+
+
+def _grad_key_prefix(grads: Mapping, names: tuple[str, ...]) -> str:
+    """'' when ``grads`` is keyed like the parameters, 'd' when keyed the course way."""
+    for prefix in ("", "d"):
+        expected = {prefix + name for name in names}
+        if expected <= grads.keys():
+            extra = [key for key in grads if key not in expected]
+            if extra:
+                raise KeyError(
+                    f"grads has keys that are not gradients of any parameter: {extra[:8]}; "
+                    "pass only the parameters' gradients."
+                )
+            return prefix
+    missing = [name for name in names if name not in grads and "d" + name not in grads]
+    raise KeyError(
+        f"grads is missing the gradient of {missing[:8]}; key gradients like the parameters "
+        "('W1') or the course way ('dW1'), one for every parameter."
+    )
+
+
+def _check_state_dict(state_dict, algorithm, layout, state_names) -> None:
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a dict; got {type(state_dict).__name__}")
+    missing = {"algorithm", "hyperparameters", "t", "layout", "state"} - state_dict.keys()
+    if missing:
+        raise KeyError(f"state_dict is missing {sorted(missing)}; pass what state_dict() returned")
+    if state_dict["algorithm"] != algorithm:
+        raise ValueError(
+            f"state_dict was saved by {state_dict['algorithm']!r}; this optimizer is {algorithm!r}"
+        )
+    if state_dict["layout"] != layout:
+        raise ValueError(
+            "state_dict was saved for another layout (layer names, shapes or dtype differ); "
+            "load it into an optimizer over the same parameters"
+        )
+    state = state_dict["state"]
+    if not isinstance(state, Mapping) or set(state) != set(state_names):
+        raise KeyError(f"state_dict['state'] must hold exactly {list(state_names)}")
+    for key in state_names:
+        if not isinstance(state[key], Mapping) or set(state[key]) != set(layout["names"]):
+            raise KeyError(f"state_dict['state'][{key!r}] must hold one array per layer")
+
+
+def _checked_state_array(array: object, label: str, target: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.shape != target.shape or array.dtype != target.dtype:
+        raise ValueError(
+            f"{label} is a {array.dtype} array of shape {array.shape}; "
+            f"expected {target.dtype} of shape {target.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"{label} holds NaN or Inf; this state cannot continue training")
+    return array
+
+
+def dtype_scalars(dtype: np.dtype, *values: float) -> tuple:
+    """Cast float64 scalars computed in Python to the buffer's dtype, once per step."""
+    scalar = dtype.type
+    return tuple(scalar(v) for v in values)
+

@@ -1,0 +1,222 @@
+"""The registry that drives the contract tests: every algorithm, every entry point.
+
+An algorithm joins by adding one ``Algorithm`` entry; it then gets parity with its numpy
+reference at every step through every entry point, dtype checks, thread determinism,
+signature counts and state_dict round-trips.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+import fastoptim
+from fastoptim import reference
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    # course drop-in: update(module, parameters, grads, states, t, hp) -> None
+    course_update: Callable
+    # course initialiser: init(module, parameters) -> tuple of state dicts
+    course_init: Callable
+    # object API: make(params, hp) -> Optimizer; None when the course form has no class
+    make_optimizer: Callable | None
+    # optimizer state name for each course state, in course order (v, s)
+    state_names: tuple[str, ...]
+    # each state is a moving average of grad**power: its rounding errors scale with that
+    state_grad_powers: tuple[int, ...]
+    hyperparameter_sets: tuple[dict[str, Any], ...]
+    # float64 results equal the reference to the last bit (same operations, same order)
+    bit_identical_float64: bool
+    kernel: Any = field(default=None)
+
+
+def _momentum_update(module, parameters, grads, states, t, hp):
+    (v,) = states
+    module.update_parameters_with_momentum(parameters, grads, v, hp["beta"], hp["lr"])
+
+
+def _adam_update(module, parameters, grads, states, t, hp):
+    v, s = states
+    module.update_parameters_with_adam(
+        parameters, grads, v, s, t, hp["lr"], hp["beta1"], hp["beta2"], hp["eps"]
+    )
+
+
+def _gd_update(module, parameters, grads, states, t, hp):
+    module.update_parameters_with_gd(parameters, grads, hp["lr"])
+
+
+ALGORITHMS = (
+    Algorithm(
+        name="momentum",
+        course_update=_momentum_update,
+        course_init=lambda module, p: (module.initialize_velocity(p),),
+        make_optimizer=lambda params, hp: fastoptim.Momentum(params, lr=hp["lr"], beta=hp["beta"]),
+        state_names=("velocity",),
+        state_grad_powers=(1,),
+        hyperparameter_sets=(
+            {"lr": 0.01, "beta": 0.9},
+            {"lr": 0.1, "beta": 0.0},
+            {"lr": 0.003, "beta": 0.99},
+        ),
+        bit_identical_float64=True,
+        kernel=fastoptim.kernels.momentum,
+    ),
+    Algorithm(
+        name="adam",
+        course_update=_adam_update,
+        course_init=lambda module, p: module.initialize_adam(p),
+        make_optimizer=lambda params, hp: fastoptim.Adam(
+            params, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"]
+        ),
+        state_names=("exp_avg", "exp_avg_sq"),
+        state_grad_powers=(1, 2),
+        hyperparameter_sets=(
+            {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+            {"lr": 0.001, "beta1": 0.0, "beta2": 0.9, "eps": 1e-3},
+            {"lr": 0.05, "beta1": 0.5, "beta2": 0.5, "eps": 1e-6},
+        ),
+        bit_identical_float64=False,  # bias corrections are folded into two scalars
+        kernel=fastoptim.kernels.adam,
+    ),
+    Algorithm(
+        name="gd",
+        course_update=_gd_update,
+        course_init=lambda module, p: (),
+        make_optimizer=None,
+        state_names=(),
+        state_grad_powers=(),
+        hyperparameter_sets=({"lr": 0.01}, {"lr": 0.5}),
+        bit_identical_float64=True,
+        kernel=fastoptim.kernels.gd,
+    ),
+)
+
+ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}
+
+
+# -- layouts that break careless code ---------------------------------------------------
+def _many_layers(n_layers: int) -> dict[str, tuple[int, ...]]:
+    rng = np.random.default_rng(7)
+    shapes = {}
+    for layer in range(1, n_layers // 2 + 1):
+        rows, cols = (int(x) for x in rng.integers(1, 6, size=2))
+        shapes[f"W{layer}"] = (rows, cols)
+        shapes[f"b{layer}"] = (rows, 1)
+    return shapes
+
+
+LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
+    "size 1": {"W1": (1, 1)},
+    "size 3": {"W1": (3,)},
+    "size 1,000,003": {"W1": (1000, 1000), "b1": (3, 1)},
+    "empty and 0-d layers": {"W1": (2, 0), "scale": (), "b1": (3, 1), "W2": (0,)},
+    "one layer": {"W1": (5, 7)},
+    "1,000 layers": _many_layers(1000),
+    "W9 before W10": {f"{kind}{i}": (2, 2) if kind == "W" else (2, 1) for i in range(1, 13) for kind in "Wb"},
+}
+
+
+def random_parameters(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+
+
+def random_grads(shapes: dict[str, tuple[int, ...]], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"d" + name: rng.standard_normal(shape) for name, shape in shapes.items()}
+
+
+# -- entry points: the same algorithm reached three ways ----------------------------------
+class CourseDicts:
+    """The course drop-ins with plain dicts of arrays."""
+
+    def __init__(self, algorithm: Algorithm, parameters: dict, hp: dict) -> None:
+        self.algorithm, self.hp = algorithm, hp
+        self.parameters = copy.deepcopy(parameters)
+        self.states = algorithm.course_init(fastoptim, self.parameters)
+
+    def step(self, grads: dict, t: int) -> None:
+        self.algorithm.course_update(fastoptim, self.parameters, grads, self.states, t, self.hp)
+
+    def current(self) -> tuple[dict, tuple[dict, ...]]:
+        return dict(self.parameters), tuple(dict(s) for s in self.states)
+
+
+class CourseFlat(CourseDicts):
+    """The course drop-ins with FlatParams for parameters, gradients and state."""
+
+    def __init__(self, algorithm: Algorithm, parameters: dict, hp: dict) -> None:
+        self.algorithm, self.hp = algorithm, hp
+        self.parameters = fastoptim.flatten(parameters)
+        self.grads = self.parameters.zeros_like(prefix="d")
+        self.states = algorithm.course_init(fastoptim, self.parameters)
+
+    def step(self, grads: dict, t: int) -> None:
+        for key, value in grads.items():  # backward code writes into the views
+            self.grads[key][...] = value
+        self.algorithm.course_update(fastoptim, self.parameters, self.grads, self.states, t, self.hp)
+
+
+class ObjectAPI:
+    """The optimizer class; ``grads_as`` picks the form ``step`` receives."""
+
+    def __init__(self, algorithm: Algorithm, parameters: dict, hp: dict, grads_as: str) -> None:
+        self.algorithm, self.grads_as = algorithm, grads_as
+        self.parameters = copy.deepcopy(parameters)
+        self.optimizer = algorithm.make_optimizer(self.parameters, hp)
+        self.flat_grads = self.optimizer.params.zeros_like(prefix="d")
+
+    def step(self, grads: dict, t: int) -> None:
+        assert self.optimizer.t == t - 1
+        if self.grads_as == "dict":
+            self.optimizer.step(grads)
+            return
+        for key, value in grads.items():
+            self.flat_grads[key][...] = value
+        if self.grads_as == "flat":
+            self.optimizer.step(self.flat_grads)
+        else:
+            self.optimizer.step(self.flat_grads.buffer.copy())
+
+    def current(self) -> tuple[dict, tuple[dict, ...]]:
+        # the caller's dict was rebound to the live views: read through it
+        states = tuple(
+            {"d" + name: view for name, view in self.optimizer.state[key].items()}
+            for key in self.algorithm.state_names
+        )
+        return dict(self.parameters), states
+
+
+ENTRY_POINTS: dict[str, Callable] = {
+    "course dicts": CourseDicts,
+    "course FlatParams": CourseFlat,
+    "object API, FlatParams grads": lambda a, p, hp: ObjectAPI(a, p, hp, "flat"),
+    "object API, dict grads": lambda a, p, hp: ObjectAPI(a, p, hp, "dict"),
+    "object API, flat array grads": lambda a, p, hp: ObjectAPI(a, p, hp, "array"),
+}
+
+
+def entry_points_for(algorithm: Algorithm) -> list[str]:
+    return [name for name in ENTRY_POINTS if algorithm.make_optimizer or name.startswith("course")]
+
+
+class Reference:
+    """The plain-numpy oracle, always in float64."""
+
+    def __init__(self, algorithm: Algorithm, parameters: dict, hp: dict) -> None:
+        self.algorithm, self.hp = algorithm, hp
+        self.parameters = {k: np.array(v, dtype=np.float64) for k, v in parameters.items()}
+        self.states = algorithm.course_init(reference, self.parameters)
+
+    def step(self, grads: dict, t: int) -> None:
+        grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
+        self.algorithm.course_update(reference, self.parameters, grads, self.states, t, self.hp)
+
+    def current(self) -> tuple[dict, tuple[dict, ...]]:
+        return self.parameters, self.states

@@ -1,0 +1,122 @@
+"""Every algorithm through every entry point against the numpy reference, after every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from registry import (
+    ALGORITHMS,
+    ENTRY_POINTS,
+    LAYOUTS,
+    Reference,
+    entry_points_for,
+    random_grads,
+    random_parameters,
+)
+from tolerances import assert_matches_reference
+
+STEPS = 100
+
+CASES = [
+    pytest.param(algorithm, entry, layout, id=f"{algorithm.name}-{entry}-{layout}")
+    for algorithm in ALGORITHMS
+    for entry in entry_points_for(algorithm)
+    for layout in LAYOUTS
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("algorithm", "entry", "layout"), CASES)
+def test_every_step_matches_reference(algorithm, entry, layout, dtype):
+    shapes = LAYOUTS[layout]
+    steps = 20 if layout == "1,000 layers" else STEPS  # 20 x 1,000 layers still covers every layer
+    initial = {k: v.astype(dtype) for k, v in random_parameters(shapes, seed=0).items()}
+    hp = algorithm.hyperparameter_sets[0]
+    oracle = Reference(algorithm, initial, hp)
+    fast = ENTRY_POINTS[entry](algorithm, initial, hp)
+    rng = np.random.default_rng(1)
+    scales = OperandScales()
+    for t in range(1, steps + 1):
+        grads = {k: v.astype(dtype) for k, v in random_grads(shapes, rng).items()}
+        before = dict(oracle.current()[0])  # the reference rebinds: these stay the old arrays
+        oracle.step(grads, t)
+        fast.step(grads, t)
+        scales.update(grads, before, oracle.current()[0])
+        _compare(fast, oracle, algorithm, dtype, t, scales)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+def test_every_hyperparameter_set_matches_reference(algorithm):
+    shapes = LAYOUTS["size 1,000,003"]
+    initial = random_parameters(shapes, seed=2)
+    for hp in algorithm.hyperparameter_sets:
+        oracle = Reference(algorithm, initial, hp)
+        fast = ENTRY_POINTS["course FlatParams"](algorithm, initial, hp)
+        rng = np.random.default_rng(3)
+        for t in range(1, 11):
+            grads = random_grads(shapes, rng)
+            oracle.step(grads, t)
+            fast.step(grads, t)
+            _compare(fast, oracle, algorithm, np.float64, t, OperandScales())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+def test_entry_points_are_bit_identical(algorithm, dtype):
+    """Plain dicts, FlatParams and the object API run the same kernel: same bits."""
+    shapes = {"W1": (300, 301), "b1": (300, 1), "W2": (1, 300), "b2": (1, 1), "scale": ()}
+    initial = {k: v.astype(dtype) for k, v in random_parameters(shapes, seed=4).items()}
+    hp = algorithm.hyperparameter_sets[0]
+    runs = {name: ENTRY_POINTS[name](algorithm, initial, hp) for name in entry_points_for(algorithm)}
+    rng = np.random.default_rng(5)
+    for t in range(1, 31):
+        grads = {k: v.astype(dtype) for k, v in random_grads(shapes, rng).items()}
+        for run in runs.values():
+            run.step(grads, t)
+        first_name, first = next(iter(runs.items()))
+        first_params, first_states = first.current()
+        for name, run in runs.items():
+            params, states = run.current()
+            for key in first_params:
+                np.testing.assert_array_equal(params[key], first_params[key], err_msg=f"{name} vs {first_name}: {key}")
+                assert params[key].dtype == dtype
+            for state, first_state in zip(states, first_states):
+                for key in first_state:
+                    np.testing.assert_array_equal(state[key], first_state[key], err_msg=f"{name}: {key}")
+
+
+class OperandScales:
+    """The largest gradient and per-step parameter change seen so far (see tolerances.py)."""
+
+    def __init__(self) -> None:
+        self.grad = 0.0
+        self.change: dict[str, float] = {}
+
+    def update(self, grads, before, after) -> None:
+        self.grad = max([self.grad, *(float(np.max(np.abs(g), initial=0)) for g in grads.values())])
+        for key in after:
+            change = float(np.max(np.abs(after[key] - before[key]), initial=0))
+            self.change[key] = max(self.change.get(key, 0.0), change)
+
+
+def _compare(fast, oracle, algorithm, dtype, t, scales):
+    params, states = fast.current()
+    ref_params, ref_states = oracle.current()
+    assert list(params) == list(ref_params), "keys and their order are kept"
+    exact = algorithm.bit_identical_float64 and dtype == np.float64
+    for key in ref_params:
+        assert params[key].dtype == dtype
+        label = f"step {t}: {key}"
+        if exact:
+            np.testing.assert_array_equal(params[key], ref_params[key], err_msg=label)
+        else:
+            assert_matches_reference(params[key], ref_params[key], t, label, scales.change.get(key, 0.0))
+    powers = algorithm.state_grad_powers
+    for state, ref_state, power in zip(states, ref_states, powers, strict=True):
+        for key in ref_state:
+            label = f"step {t}: state {key}"
+            if exact:
+                np.testing.assert_array_equal(state[key], ref_state[key], err_msg=label)
+            else:
+                scale = scales.grad**power
+                assert_matches_reference(state[key], ref_state[key], t, label, scale)
