@@ -8,8 +8,9 @@ signature counts and state_dict round-trips.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,9 @@ LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "empty and 0-d layers": {"W1": (2, 0), "scale": (), "b1": (3, 1), "W2": (0,)},
     "one layer": {"W1": (5, 7)},
     "1,000 layers": _many_layers(1000),
-    "W9 before W10": {f"{kind}{i}": (2, 2) if kind == "W" else (2, 1) for i in range(1, 13) for kind in "Wb"},
+    "W9 before W10": {
+        f"{kind}{i}": (2, 2) if kind == "W" else (2, 1) for i in range(1, 13) for kind in "Wb"
+    },
 }
 
 
@@ -128,7 +131,9 @@ def random_parameters(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str
     return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
 
 
-def random_grads(shapes: dict[str, tuple[int, ...]], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def random_grads(
+    shapes: dict[str, tuple[int, ...]], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     return {"d" + name: rng.standard_normal(shape) for name, shape in shapes.items()}
 
 
@@ -160,7 +165,9 @@ class CourseFlat(CourseDicts):
     def step(self, grads: dict, t: int) -> None:
         for key, value in grads.items():  # backward code writes into the views
             self.grads[key][...] = value
-        self.algorithm.course_update(fastoptim, self.parameters, self.grads, self.states, t, self.hp)
+        self.algorithm.course_update(
+            fastoptim, self.parameters, self.grads, self.states, t, self.hp
+        )
 
 
 class ObjectAPI:

@@ -67,7 +67,9 @@ def test_entry_points_are_bit_identical(algorithm, dtype):
     shapes = {"W1": (300, 301), "b1": (300, 1), "W2": (1, 300), "b2": (1, 1), "scale": ()}
     initial = {k: v.astype(dtype) for k, v in random_parameters(shapes, seed=4).items()}
     hp = algorithm.hyperparameter_sets[0]
-    runs = {name: ENTRY_POINTS[name](algorithm, initial, hp) for name in entry_points_for(algorithm)}
+    runs = {
+        name: ENTRY_POINTS[name](algorithm, initial, hp) for name in entry_points_for(algorithm)
+    }
     rng = np.random.default_rng(5)
     for t in range(1, 31):
         grads = {k: v.astype(dtype) for k, v in random_grads(shapes, rng).items()}
@@ -78,11 +80,15 @@ def test_entry_points_are_bit_identical(algorithm, dtype):
         for name, run in runs.items():
             params, states = run.current()
             for key in first_params:
-                np.testing.assert_array_equal(params[key], first_params[key], err_msg=f"{name} vs {first_name}: {key}")
+                np.testing.assert_array_equal(
+                    params[key], first_params[key], err_msg=f"{name} vs {first_name}: {key}"
+                )
                 assert params[key].dtype == dtype
-            for state, first_state in zip(states, first_states):
+            for state, first_state in zip(states, first_states, strict=True):
                 for key in first_state:
-                    np.testing.assert_array_equal(state[key], first_state[key], err_msg=f"{name}: {key}")
+                    np.testing.assert_array_equal(
+                        state[key], first_state[key], err_msg=f"{name}: {key}"
+                    )
 
 
 class OperandScales:
@@ -110,7 +116,9 @@ def _compare(fast, oracle, algorithm, dtype, t, scales):
         if exact:
             np.testing.assert_array_equal(params[key], ref_params[key], err_msg=label)
         else:
-            assert_matches_reference(params[key], ref_params[key], t, label, scales.change.get(key, 0.0))
+            assert_matches_reference(
+                params[key], ref_params[key], t, label, scales.change.get(key, 0.0)
+            )
     powers = algorithm.state_grad_powers
     for state, ref_state, power in zip(states, ref_states, powers, strict=True):
         for key in ref_state:

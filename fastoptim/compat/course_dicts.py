@@ -33,7 +33,9 @@ def course_segments(
     """
     mappings = [parameters, grads, *(state for state, _ in states)]
     if all(isinstance(m, FlatParams) for m in mappings):
-        for mapping, label in zip(mappings[1:], ["grads", *(label for _, label in states)]):
+        for mapping, label in zip(
+            mappings[1:], ["grads", *(label for _, label in states)], strict=True
+        ):
             check_same_layout(mapping.layout, parameters.layout, label)
         return [
             (
@@ -49,7 +51,10 @@ def course_segments(
             _lookup(grads, GRAD_PREFIX + name, "grads", name),
             f"grads[{GRAD_PREFIX + name!r}]",
             [
-                (_lookup(state, GRAD_PREFIX + name, label, name), f"{label}[{GRAD_PREFIX + name!r}]")
+                (
+                    _lookup(state, GRAD_PREFIX + name, label, name),
+                    f"{label}[{GRAD_PREFIX + name!r}]",
+                )
                 for state, label in states
             ],
         )

@@ -30,7 +30,7 @@ class FlatParams(MutableMapping):
         state the way the course does (``'dW1'``, ``'db1'``).
     """
 
-    __slots__ = ("layout", "buffer", "prefix", "_views")
+    __slots__ = ("_views", "buffer", "layout", "prefix")
 
     def __init__(self, layout: Layout, buffer: np.ndarray | None = None, prefix: str = "") -> None:
         if buffer is None:
@@ -51,7 +51,7 @@ class FlatParams(MutableMapping):
         self.prefix = prefix
         self._views = {
             prefix + name: buffer[layout.span(name)].reshape(shape)
-            for name, shape in zip(layout.names, layout.shapes)
+            for name, shape in zip(layout.names, layout.shapes, strict=True)
         }
 
     # -- the Mapping protocol -------------------------------------------------------------
@@ -128,7 +128,7 @@ class FlatParams(MutableMapping):
 
     def _unknown_key_message(self, key: object) -> str:
         keys = list(self._views)
-        shown = keys if len(keys) <= 8 else keys[:8] + ["..."]
+        shown = keys if len(keys) <= 8 else [*keys[:8], "..."]
         return f"{key!r} is not a layer of this FlatParams (keys: {shown})."
 
 

@@ -28,7 +28,7 @@ class Layout:
         The element type of every buffer with this layout.
     """
 
-    __slots__ = ("names", "shapes", "dtype", "offsets", "sizes", "size", "_index")
+    __slots__ = ("_index", "dtype", "names", "offsets", "shapes", "size", "sizes")
 
     def __init__(self, names, shapes, dtype) -> None:
         names = tuple(names)
@@ -60,9 +60,7 @@ class Layout:
         if not isinstance(other, Layout):
             return NotImplemented
         return (
-            self.names == other.names
-            and self.shapes == other.shapes
-            and self.dtype == other.dtype
+            self.names == other.names and self.shapes == other.shapes and self.dtype == other.dtype
         )
 
     def __hash__(self) -> int:

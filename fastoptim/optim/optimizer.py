@@ -34,7 +34,6 @@ class Optimizer:
             name: self.params.zeros_like(prefix="") for name in self.state_names
         }
         self.t: int = 0
-        self._state_buffers = tuple(state.buffer for state in self.state.values())
 
     # -- to be provided by each algorithm -------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
@@ -66,14 +65,17 @@ class Optimizer:
     def _segments(self, grads: GradsLike) -> list[Segment]:
         if isinstance(grads, FlatParams):
             check_same_layout(grads.layout, self.layout, "grads")
-            return [(self.params.buffer, grads.buffer, *self._state_buffers)]
+            return [self._flat_segment(grads.buffer)]
         if isinstance(grads, np.ndarray):
-            return [(self.params.buffer, self._flat_grad(grads), *self._state_buffers)]
+            return [self._flat_segment(self._flat_grad(grads))]
         if isinstance(grads, Mapping):
             return self._layer_segments(grads)
         raise TypeError(
             f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
         )
+
+    def _flat_segment(self, grad: np.ndarray) -> Segment:
+        return (self.params.buffer, grad, *(state.buffer for state in self.state.values()))
 
     def _flat_grad(self, grad: np.ndarray) -> np.ndarray:
         if grad.shape != (self.layout.size,):
@@ -98,7 +100,10 @@ class Optimizer:
                     f"params[{name!r}]",
                     grads[prefix + name],
                     f"grads[{prefix + name!r}]",
-                    [(state[name], f"state[{key!r}][{name!r}]") for key, state in self.state.items()],
+                    [
+                        (state[name], f"state[{key!r}][{name!r}]")
+                        for key, state in self.state.items()
+                    ],
                 )
             )
         return segments
@@ -125,9 +130,10 @@ class Optimizer:
         """Restore what ``state_dict`` saved. Everything is checked before anything changes."""
         _check_state_dict(state_dict, type(self).__name__, self.layout.describe(), self.state_names)
         expected = sorted(self.hyperparameters())
-        if not isinstance(state_dict["hyperparameters"], Mapping) or sorted(
-            state_dict["hyperparameters"]
-        ) != expected:
+        if (
+            not isinstance(state_dict["hyperparameters"], Mapping)
+            or sorted(state_dict["hyperparameters"]) != expected
+        ):
             raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
         t = state_dict["t"]
         if not (isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 0):
@@ -156,9 +162,7 @@ def _as_flat_params(params: object) -> FlatParams:
         for key in flat:  # the caller's dict now shows the live views
             params[key] = flat[key]
         return flat
-    raise TypeError(
-        f"params must be a FlatParams or a dict of arrays; got {type(params).__name__}"
-    )
+    raise TypeError(f"params must be a FlatParams or a dict of arrays; got {type(params).__name__}")
 
 
 def _grad_key_prefix(grads: Mapping, names: tuple[str, ...]) -> str:
@@ -219,4 +223,3 @@ def dtype_scalars(dtype: np.dtype, *values: float) -> tuple:
     """Cast float64 scalars computed in Python to the buffer's dtype, once per step."""
     scalar = dtype.type
     return tuple(scalar(v) for v in values)
-

@@ -80,4 +80,3 @@ def check_same_layout(layout: Layout, expected: Layout, label: str) -> None:
         f"{label} was built for another layout ({layout}) than the parameters ({expected}); "
         "make it from the parameters, e.g. params.zeros_like(prefix='d')."
     )
-

@@ -1,0 +1,83 @@
+"""Train the demo network with one optimizer through fastoptim or through the reference."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import fastoptim
+from fastoptim import reference
+from fastoptim.demo.data import mini_batches
+from fastoptim.demo.network import (
+    accuracy,
+    backward_propagation,
+    compute_cost,
+    forward_propagation,
+    initialize_parameters,
+)
+
+LAYER_DIMS = [2, 5, 2, 1]
+LEARNING_RATE = {"gd": 0.0007, "momentum": 0.0007, "adam": 0.0007}
+
+
+@dataclass
+class Result:
+    optimizer: str
+    implementation: str
+    cost: float
+    accuracy: float
+    update_seconds: list[float]
+    step_seconds: list[float]
+
+
+class _CourseOptimizer:
+    """The course's update functions for ``name``, from fastoptim or from the reference."""
+
+    def __init__(self, name: str, module, parameters) -> None:
+        self.name, self.module, self.t = name, module, 0
+        lr = LEARNING_RATE[name]
+        if name == "momentum":
+            v = module.initialize_velocity(parameters)
+            self.update = lambda p, g: module.update_parameters_with_momentum(p, g, v, 0.9, lr)
+        elif name == "adam":
+            v, s = module.initialize_adam(parameters)
+            self.update = lambda p, g: module.update_parameters_with_adam(p, g, v, s, self.t, lr)
+        else:
+            self.update = lambda p, g: module.update_parameters_with_gd(p, g, lr)
+
+
+def train(X, Y, optimizer: str, implementation: str, epochs: int, on_epoch=None) -> Result:
+    """Mini-batch training as the course does it; the update is timed on its own."""
+    parameters = initialize_parameters(LAYER_DIMS)
+    if implementation == "fastoptim":
+        parameters = fastoptim.flatten(parameters)
+        grads = parameters.zeros_like(prefix="d")  # backward fills these views: one kernel per step
+        module = fastoptim
+    else:
+        grads = {}
+        module = reference
+    course = _CourseOptimizer(optimizer, module, parameters)
+    rng = np.random.default_rng(10)
+    update_seconds, step_seconds = [], []
+    cost = float("nan")
+    for _ in range(epochs):
+        costs = []
+        for X_batch, Y_batch in mini_batches(X, Y, 64, rng):
+            start = time.perf_counter()
+            A3, cache = forward_propagation(X_batch, parameters)
+            costs.append(compute_cost(A3, Y_batch) * X_batch.shape[1])
+            backward_propagation(X_batch, Y_batch, parameters, cache, grads)
+            course.t += 1
+            before_update = time.perf_counter()
+            course.update(parameters, grads)
+            end = time.perf_counter()
+            update_seconds.append(end - before_update)
+            step_seconds.append(end - start)
+        cost = sum(costs) / X.shape[1]
+        if on_epoch is not None:
+            on_epoch()
+    return Result(
+        optimizer, implementation, cost, accuracy(X, Y, parameters), update_seconds, step_seconds
+    )
