@@ -19,7 +19,7 @@ def _model(n_elements, dtype):
 
 class AdamStep:
     params = ([100_000, 1_000_000], ["float32", "float64"])
-    param_names = ["elements", "dtype"]
+    param_names = ("elements", "dtype")
 
     def setup(self, n_elements, dtype):
         parameters, grads = _model(n_elements, dtype)
