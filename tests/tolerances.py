@@ -19,19 +19,57 @@ FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 FLOAT32_ROUNDINGS_PER_STEP = 8
 
 
-def assert_matches_reference(
-    actual, expected, steps: int, label: str, operand_scale: float = 0.0
-) -> None:
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    assert actual.shape == expected.shape, label
-    if expected.size == 0:
-        return
-    scale = max(float(np.max(np.abs(expected))), operand_scale)
-    if actual.dtype == np.float64:
-        rtol = FLOAT64_RTOL
-    else:
-        rtol = FLOAT32_ROUNDINGS_PER_STEP * steps * FLOAT32_UNIT_ROUNDOFF
-    within = np.abs(actual - expected) <= rtol * (scale + np.abs(expected))
-    if not within.all():  # only now pay for numpy's detailed report
-        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=label)
+# Arrays smaller than this are compared together in one concatenated pass.
+_BATCH_BELOW = 4096
+
+
+def _batches(expected) -> list[list[str]]:
+    sizes = {key: np.size(value) for key, value in expected.items()}
+    small = [key for key, size in sizes.items() if 0 < size < _BATCH_BELOW]
+    large = [[key] for key, size in sizes.items() if size >= _BATCH_BELOW]
+    return large + ([small] if small else [])
+
+
+def _joined(arrays, keys) -> np.ndarray:
+    if len(keys) == 1:
+        return np.ravel(arrays[keys[0]])
+    return np.concatenate([np.ravel(arrays[key]) for key in keys])
+
+
+def assert_matches_reference(actual, expected, steps: int, label: str, operand_scale) -> None:
+    """Compare dicts of arrays key by key (small arrays batched into one pass).
+
+    ``operand_scale(key)`` gives the largest operand magnitude other than the value itself.
+    """
+    for keys in _batches(expected):
+        dtype = np.asarray(actual[keys[0]]).dtype
+        rtol = (
+            FLOAT64_RTOL
+            if dtype == np.float64
+            else (FLOAT32_ROUNDINGS_PER_STEP * steps * FLOAT32_UNIT_ROUNDOFF)
+        )
+        scales = [max(float(np.max(np.abs(expected[k]))), operand_scale(k)) for k in keys]
+        want, got = _joined(expected, keys), _joined(actual, keys)
+        scale = (
+            scales[0] if len(keys) == 1 else np.repeat(scales, [np.size(expected[k]) for k in keys])
+        )
+        if (np.abs(got - want) <= rtol * (scale + np.abs(want))).all():
+            continue
+        for key, key_scale in zip(keys, scales, strict=True):  # only now pay for the report
+            np.testing.assert_allclose(
+                actual[key],
+                expected[key],
+                rtol=rtol,
+                atol=rtol * key_scale,
+                err_msg=f"{label}: {key}",
+            )
+
+
+def assert_bit_identical(actual, expected, label: str) -> None:
+    """Compare dicts of arrays for exact equality (small arrays batched into one pass)."""
+    for keys in _batches(expected):
+        if np.array_equal(_joined(actual, keys), _joined(expected, keys), equal_nan=True):
+            continue
+        for key in keys:  # only now pay for the report
+            np.testing.assert_array_equal(actual[key], expected[key], err_msg=f"{label}: {key}")
+        raise AssertionError(f"{label}: arrays differ")
