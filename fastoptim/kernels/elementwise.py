@@ -67,8 +67,14 @@ class ElementwiseKernel:
 
     def _compile(self, dtype: np.dtype, parallel: bool):
         body = self.make_body(numba.prange if parallel else range)
-        options = dict(parallel=parallel, fastmath=set(config.FASTMATH) or False)
-        # Numba's cache key ignores fastmath flags: never cache a fastmath build.
+        # error_model="numpy": x / 0 gives inf or nan as in numpy, instead of a Python
+        # ZeroDivisionError check that also stops LLVM from vectorising the loop.
+        options = dict(
+            parallel=parallel, fastmath=set(config.FASTMATH) or False, error_model="numpy"
+        )
+        # Numba's cache key ignores these options (only the closure tells the parallel and
+        # serial variants apart): never cache a fastmath build, and clear __pycache__ after
+        # changing the options above.
         if config.CACHE and not config.FASTMATH:
             try:
                 return numba.njit(self.signature(dtype), cache=True, **options)(body)
