@@ -19,7 +19,7 @@ def set_num_threads(n: int) -> None:
 
     Results are bit-identical whatever ``n`` is; only the speed changes.
     """
-    limit = numba.config.NUMBA_NUM_THREADS
+    limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and 1 <= n <= limit):
         raise ValueError(
             f"set_num_threads: n must be a whole number from 1 to {limit} "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+
+import numpy as np
 
 from fastoptim import kernels
 from fastoptim.compat.course_dicts import course_segments, course_zeros
@@ -15,7 +17,9 @@ from fastoptim.optim.hyperparameters import (
 )
 
 
-def initialize_adam(parameters: Mapping) -> tuple[Mapping, Mapping]:
+def initialize_adam(
+    parameters: Mapping[str, np.ndarray],
+) -> tuple[MutableMapping[str, np.ndarray], MutableMapping[str, np.ndarray]]:
     """Zero first and second moments ``(v, s)``, each keyed ``'dW1', 'db1', ...``.
 
     Returns dicts for a dict and FlatParams (same layout) for a FlatParams.
@@ -24,8 +28,20 @@ def initialize_adam(parameters: Mapping) -> tuple[Mapping, Mapping]:
 
 
 def update_parameters_with_adam(
-    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
-):
+    parameters: MutableMapping[str, np.ndarray],
+    grads: Mapping[str, np.ndarray],
+    v: MutableMapping[str, np.ndarray],
+    s: MutableMapping[str, np.ndarray],
+    t: int,
+    learning_rate: float = 0.01,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> tuple[
+    MutableMapping[str, np.ndarray],
+    MutableMapping[str, np.ndarray],
+    MutableMapping[str, np.ndarray],
+]:
     r"""One Adam step, in place, dividing by the square root of the *bias-corrected* ``s``.
 
     .. math::

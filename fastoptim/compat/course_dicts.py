@@ -3,7 +3,7 @@ and state ``'dW1'``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from fastoptim.optim.segments import Segment, check_same_layout, layer_segment, 
 GRAD_PREFIX = "d"
 
 
-def course_zeros(parameters: Mapping) -> Mapping:
+def course_zeros(parameters: Mapping[str, np.ndarray]) -> MutableMapping[str, np.ndarray]:
     """Zeros shaped like each parameter, keyed ``'d' + name``; a FlatParams for a FlatParams."""
     if isinstance(parameters, FlatParams):
         return parameters.zeros_like(prefix=GRAD_PREFIX + parameters.prefix)
@@ -31,17 +31,19 @@ def course_segments(
     else one per layer. Keys in ``grads`` and the states other than ``'d' + name`` are
     ignored, as the reference ignores them (course backward passes also return dA, dZ).
     """
-    mappings = [parameters, grads, *(state for state, _ in states)]
-    if all(isinstance(m, FlatParams) for m in mappings):
-        for mapping, label in zip(
-            mappings[1:], ["grads", *(label for _, label in states)], strict=True
-        ):
+    flat_states = [(state, label) for state, label in states if isinstance(state, FlatParams)]
+    if (
+        isinstance(parameters, FlatParams)
+        and isinstance(grads, FlatParams)
+        and len(flat_states) == len(states)
+    ):
+        for mapping, label in [(grads, "grads"), *flat_states]:
             check_same_layout(mapping.layout, parameters.layout, label)
         return [
             (
                 writable_1d(parameters.buffer, "parameters"),
                 grads.buffer,
-                *(writable_1d(state.buffer, label) for state, label in states),
+                *(writable_1d(state.buffer, label) for state, label in flat_states),
             )
         ]
     return [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+
+import numpy as np
 
 from fastoptim import kernels
 from fastoptim.compat.course_dicts import course_segments, course_zeros
@@ -10,7 +12,7 @@ from fastoptim.optim.hyperparameters import check_beta, check_learning_rate
 from fastoptim.optim.momentum import momentum_scalars
 
 
-def initialize_velocity(parameters: Mapping) -> Mapping:
+def initialize_velocity(parameters: Mapping[str, np.ndarray]) -> MutableMapping[str, np.ndarray]:
     """Zero velocity ``v['dW1'], v['db1'], ...`` shaped like each parameter.
 
     Returns a dict for a dict and a FlatParams (same layout) for a FlatParams.
@@ -18,7 +20,13 @@ def initialize_velocity(parameters: Mapping) -> Mapping:
     return course_zeros(parameters)
 
 
-def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+def update_parameters_with_momentum(
+    parameters: MutableMapping[str, np.ndarray],
+    grads: Mapping[str, np.ndarray],
+    v: MutableMapping[str, np.ndarray],
+    beta: float,
+    learning_rate: float,
+) -> tuple[MutableMapping[str, np.ndarray], MutableMapping[str, np.ndarray]]:
     r"""One Momentum step, in place: ``v = beta*v + (1-beta)*grad; W = W - learning_rate*v``.
 
     Parameters

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -50,14 +52,15 @@ class _CourseOptimizer:
 
 def train(X, Y, optimizer: str, implementation: str, epochs: int, on_epoch=None) -> Result:
     """Mini-batch training as the course does it; the update is timed on its own."""
-    parameters = initialize_parameters(LAYER_DIMS)
+    parameters: MutableMapping[str, np.ndarray]
+    grads: MutableMapping[str, np.ndarray]
+    module: ModuleType
     if implementation == "fastoptim":
-        parameters = fastoptim.flatten(parameters)
+        parameters = fastoptim.flatten(initialize_parameters(LAYER_DIMS))
         grads = parameters.zeros_like(prefix="d")  # backward fills these views: one kernel per step
         module = fastoptim
     else:
-        grads = {}
-        module = reference
+        parameters, grads, module = initialize_parameters(LAYER_DIMS), {}, reference
     course = _CourseOptimizer(optimizer, module, parameters)
     rng = np.random.default_rng(10)
     update_seconds, step_seconds = [], []

@@ -67,17 +67,25 @@ class ElementwiseKernel:
 
     def _compile(self, dtype: np.dtype, parallel: bool):
         body = self.make_body(numba.prange if parallel else range)
+        # Numba's cache key ignores the options in _jit (only the closure tells the parallel
+        # and serial variants apart): never cache a fastmath build, and clear __pycache__
+        # after changing those options.
+        cache = config.CACHE and not config.FASTMATH
+        try:
+            return self._jit(body, dtype, parallel, cache)
+        except RuntimeError as error:
+            if not cache or "cannot cache" not in str(error):
+                raise
+            return self._jit(body, dtype, parallel, cache=False)  # no writable cache dir
+
+    def _jit(self, body: Callable, dtype: np.dtype, parallel: bool, cache: bool):
+        fastmath: bool | set[str] = set(config.FASTMATH) or False
         # error_model="numpy": x / 0 gives inf or nan as in numpy, instead of a Python
         # ZeroDivisionError check that also stops LLVM from vectorising the loop.
-        options = dict(
-            parallel=parallel, fastmath=set(config.FASTMATH) or False, error_model="numpy"
-        )
-        # Numba's cache key ignores these options (only the closure tells the parallel and
-        # serial variants apart): never cache a fastmath build, and clear __pycache__ after
-        # changing the options above.
-        if config.CACHE and not config.FASTMATH:
-            try:
-                return numba.njit(self.signature(dtype), cache=True, **options)(body)
-            except RuntimeError:
-                pass  # no writable cache directory anywhere: compile in memory instead
-        return numba.njit(self.signature(dtype), cache=False, **options)(body)
+        return numba.njit(
+            self.signature(dtype),
+            cache=cache,
+            parallel=parallel,
+            fastmath=fastmath,
+            error_model="numpy",
+        )(body)

@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 
-def _real(value: object) -> bool:
+def _real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_learning_rate(value: object, name: str = "lr") -> float:
+def check_learning_rate(value: Any, name: str = "lr") -> float:
     """A finite learning rate >= 0, as a float."""
     if not (_real(value) and 0.0 <= value < math.inf):
         raise ValueError(f"Invalid learning rate: {value!r} ({name} must be a finite number >= 0)")
     return float(value)
 
 
-def check_beta(value: object, name: str, label: str = "beta value") -> float:
+def check_beta(value: Any, name: str, label: str = "beta value") -> float:
     """A decay rate in [0, 1), as a float."""
     if not (_real(value) and 0.0 <= value < 1.0):
         raise ValueError(f"Invalid {label}: {value!r} ({name} must be in [0, 1))")
     return float(value)
 
 
-def check_betas(value: object, name: str = "betas") -> tuple[float, float]:
+def check_betas(value: Any, name: str = "betas") -> tuple[float, float]:
     """A pair ``(beta1, beta2)``, each in [0, 1)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise ValueError(f"Invalid {name}: {value!r} (pass a pair such as (0.9, 0.999))")
@@ -33,16 +34,18 @@ def check_betas(value: object, name: str = "betas") -> tuple[float, float]:
     )
 
 
-def check_epsilon(value: object, name: str = "eps") -> float:
+def check_epsilon(value: Any, name: str = "eps") -> float:
     """A finite epsilon > 0, as a float."""
     if not (_real(value) and 0.0 < value < math.inf):
         raise ValueError(f"Invalid epsilon value: {value!r} ({name} must be a finite number > 0)")
     return float(value)
 
 
-def check_step(value: object, name: str = "t") -> int:
+def check_step(value: Any, name: str = "t") -> int:
     """A step number >= 1 (bias corrections divide by ``1 - beta**t``, zero at t = 0)."""
-    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+    if not (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
+    ):
         raise ValueError(
             f"Invalid step: {value!r} ({name} must be a whole number >= 1; the first step is 1)"
         )

@@ -40,7 +40,7 @@ class Optimizer:
         """The hyper-parameters as plain Python values, by their argument names."""
         raise NotImplementedError
 
-    def _set_hyperparameters(self, **hyperparameters: Any) -> None:
+    def _set_hyperparameters(self, *args: Any, **hyperparameters: Any) -> None:
         """Validate and set every hyper-parameter (raises before setting any)."""
         raise NotImplementedError
 
@@ -136,7 +136,7 @@ class Optimizer:
         ):
             raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
         t = state_dict["t"]
-        if not (isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 0):
+        if not (isinstance(t, numbers.Integral) and not isinstance(t, bool) and int(t) >= 0):
             raise ValueError(f"state_dict['t'] must be a whole number >= 0; got {t!r}")
         arrays = {}
         for key in self.state_names:
