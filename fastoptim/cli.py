@@ -1,4 +1,4 @@
-"""The ``fastoptim`` command line: ``python -m fastoptim demo``."""
+"""The ``fastoptim`` command line: ``python -m fastoptim demo`` and ``python -m fastoptim bench``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,36 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import numba
+
+    from fastoptim import bench
+    from fastoptim.bench import report
+
+    thread_counts = args.threads or [numba.config.NUMBA_NUM_THREADS]  # type: ignore[attr-defined]
+    rows = bench.run(
+        algorithms=args.algorithms,
+        models=args.models,
+        dtype=args.dtype,
+        thread_counts=thread_counts,
+        budget_seconds=args.budget,
+        only=args.only,
+        progress=not args.no_progress,
+    )
+    command = "python -m fastoptim bench " + " ".join(sys.argv[2:])
+    if args.json:
+        report.write_json(args.json, rows, command)
+    if args.csv:
+        report.write_csv(args.csv, rows)
+    if args.plot:
+        report.write_plot(args.plot, rows)
+    return 0
+
+
+def _comma_list(convert):
+    return lambda text: [convert(part) for part in text.split(",") if part]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fastoptim", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -28,6 +58,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time Adam and Momentum side by side: fastoptim, the course drop-ins, the numpy "
+        "reference, the roof, torch.optim and DeepSpeedCPUAdam (when installed)",
+    )
+    bench.add_argument("--algorithms", type=_comma_list(str), default=["adam", "momentum"])
+    bench.add_argument(
+        "--models",
+        "--sizes",
+        type=_comma_list(str),
+        default=["1e5", "1e6", "1e7", "1e8", "10000x1000", "course"],
+        help="sizes (1e6: a weight plus a 1,000-element bias), LAYERSxSIZE, or course "
+        "(default: 1e5,1e6,1e7,1e8,10000x1000,course)",
+    )
+    bench.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    bench.add_argument("--threads", type=_comma_list(int), default=None, help="e.g. 1,2")
+    bench.add_argument("--budget", type=float, default=8.0, help="seconds per table (default 8)")
+    bench.add_argument(
+        "--only",
+        type=_comma_list(str),
+        default=None,
+        help="implementations to run (the roof always runs)",
+    )
+    bench.add_argument("--json", metavar="PATH")
+    bench.add_argument("--csv", metavar="PATH")
+    bench.add_argument(
+        "--plot", metavar="PNG", help="needs matplotlib (pip install 'fastoptim[plot]')"
+    )
+    bench.add_argument("--no-progress", action="store_true")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 import numpy as np
 
 from fastoptim.flat import FlatParams
-from fastoptim.optim.segments import Segment, check_same_layout, layer_segment, writable_1d
+from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_segment
 
 GRAD_PREFIX = "d"
 
@@ -39,11 +39,12 @@ def course_segments(
     ):
         for mapping, label in [(grads, "grads"), *flat_states]:
             check_same_layout(mapping.layout, parameters.layout, label)
+        # a FlatParams buffer is always a C-contiguous 1-D float array: only writability varies
         return [
             (
-                writable_1d(parameters.buffer, "parameters"),
+                check_writable(parameters.buffer, "parameters"),
                 grads.buffer,
-                *(writable_1d(state.buffer, label) for state, label in flat_states),
+                *(check_writable(state.buffer, label) for state, label in flat_states),
             )
         ]
     return [

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
-from fastoptim.optim.segments import Segment, check_same_layout, layer_segment
+from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_segment
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
 
@@ -75,7 +75,8 @@ class Optimizer:
         )
 
     def _flat_segment(self, grad: np.ndarray) -> Segment:
-        return (self.params.buffer, grad, *(state.buffer for state in self.state.values()))
+        params = check_writable(self.params.buffer, "params")
+        return (params, grad, *(state.buffer for state in self.state.values()))
 
     def _flat_grad(self, grad: np.ndarray) -> np.ndarray:
         if grad.shape != (self.layout.size,):

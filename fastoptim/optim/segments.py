@@ -18,16 +18,22 @@ from fastoptim.flat import Layout
 Segment = tuple[np.ndarray, ...]
 
 
-def writable_1d(array: object, label: str) -> np.ndarray:
-    """A 1-D view of a parameter or state array that the kernel will update in place."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{label} must be a numpy array; got {type(array).__name__}")
-    float_dtype(array.dtype, label)
+def check_writable(array: np.ndarray, label: str) -> np.ndarray:
+    """``array`` itself, after checking the update may write to it."""
     if not array.flags.writeable:
         raise ValueError(
             f"{label} is read-only, but the update writes to it in place; "
             "pass a writable array (e.g. np.array(x))."
         )
+    return array
+
+
+def writable_1d(array: object, label: str) -> np.ndarray:
+    """A 1-D view of a parameter or state array that the kernel will update in place."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{label} must be a numpy array; got {type(array).__name__}")
+    float_dtype(array.dtype, label)
+    check_writable(array, label)
     if not array.flags.c_contiguous:
         raise ValueError(
             f"{label} is not C-contiguous, but the update writes to it in place; "

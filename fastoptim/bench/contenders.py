@@ -1,0 +1,180 @@
+"""The implementations the bench runs side by side, each behind one small interface:
+``setup(problem)`` builds its own copy of the model, ``step()`` runs one update."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+import numpy as np
+
+import fastoptim
+from fastoptim import kernels, reference
+from fastoptim.bench.problems import Problem
+
+LR = 1e-3
+
+
+Arrays = dict[str, np.ndarray]
+
+
+class Contender:
+    name = ""
+
+    def available(self, problem: Problem) -> str | None:
+        """None if this can run ``problem``, else a one-line reason."""
+        return None
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        """Build this contender's own copy of the model (the inputs are shared: copy them)."""
+        raise NotImplementedError
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Drop everything, buffers first (contenders are made anew for every problem)."""
+        self.__dict__.clear()
+
+
+class FastoptimFlat(Contender):
+    name = "fastoptim"
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        self.params = fastoptim.flatten(parameters)
+        self.grads = self.params.zeros_like(prefix="d")
+        for key, value in grads.items():
+            self.grads[key] = value
+        if problem.algorithm == "adam":
+            self.optimizer: fastoptim.Optimizer = fastoptim.Adam(self.params, lr=LR)
+        else:
+            self.optimizer = fastoptim.Momentum(self.params, lr=LR, beta=0.9)
+
+    def step(self) -> None:
+        self.optimizer.step(self.grads)
+
+
+class CourseDicts(Contender):
+    name = "fastoptim course dicts"
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        self.params = {k: v.copy() for k, v in parameters.items()}
+        self.grads = grads  # read only by every update
+        self.algorithm = problem.algorithm
+        if self.algorithm == "adam":
+            self.v, self.s = self._module().initialize_adam(self.params)
+        else:
+            self.v = self._module().initialize_velocity(self.params)
+        self.t = 0
+
+    def _module(self):
+        return fastoptim
+
+    def step(self) -> None:
+        self.t += 1
+        module = self._module()
+        if self.algorithm == "adam":
+            module.update_parameters_with_adam(self.params, self.grads, self.v, self.s, self.t, LR)
+        else:
+            module.update_parameters_with_momentum(self.params, self.grads, self.v, 0.9, LR)
+
+
+class Reference(CourseDicts):
+    name = "numpy reference"
+
+    def _module(self):
+        return reference
+
+
+class Roof(Contender):
+    name = "roof"
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        n_state = 2 if problem.algorithm == "adam" else 1
+        self.kernel = kernels.roof.adam_roof if n_state == 2 else kernels.roof.momentum_roof
+        params = fastoptim.flatten(parameters)
+        self.segment = [(params.buffer, *(params.zeros_like().buffer for _ in range(1 + n_state)))]
+
+    def step(self) -> None:
+        self.kernel.run(self.segment, ())
+
+
+class Torch(Contender):
+    """torch.optim Adam or SGD(momentum) in one of its three implementations."""
+
+    def __init__(self, implementation: str) -> None:
+        self.implementation = implementation  # "for-loop", "foreach", "fused"
+        self.name = f"torch {implementation}"
+
+    def available(self, problem: Problem) -> str | None:
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed (pip install torch==2.13.0)"
+        return None
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        import torch
+
+        self.params = torch_parameters(problem, parameters, grads)
+        flags: dict[str, Any] = {
+            "for-loop": {"foreach": False},
+            "foreach": {"foreach": True},
+            "fused": {"fused": True},
+        }[self.implementation]
+        self.optimizer: Any
+        if problem.algorithm == "adam":
+            self.optimizer = torch.optim.Adam(self.params, lr=LR, **flags)
+        else:
+            self.optimizer = torch.optim.SGD(self.params, lr=LR, momentum=0.9, **flags)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+class DeepSpeed(Contender):
+    name = "DeepSpeedCPUAdam"
+
+    def available(self, problem: Problem) -> str | None:
+        if problem.algorithm != "adam":
+            return "DeepSpeedCPUAdam is Adam only"
+        if problem.dtype != np.float32:
+            return "DeepSpeedCPUAdam supports float32 parameters only"
+        if importlib.util.find_spec("deepspeed") is None:
+            return "deepspeed is not installed (pip install deepspeed ninja)"
+        return None
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        self.params = torch_parameters(problem, parameters, grads)
+        self.optimizer = DeepSpeedCPUAdam(self.params, lr=LR, adamw_mode=False)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+def torch_parameters(problem: Problem, parameters: Arrays, grads: Arrays) -> list:
+    """One torch Parameter per layer, with its gradient set, on ``problem.threads`` threads."""
+    import torch
+
+    torch.set_num_threads(problem.threads)
+    params = []
+    for value, grad in zip(parameters.values(), grads.values(), strict=True):
+        param = torch.nn.Parameter(torch.from_numpy(value.copy()))
+        param.grad = torch.from_numpy(grad.copy())
+        params.append(param)
+    return params
+
+
+def all_contenders() -> list[Contender]:
+    return [
+        FastoptimFlat(),
+        CourseDicts(),
+        Reference(),
+        Roof(),
+        Torch("for-loop"),
+        Torch("foreach"),
+        Torch("fused"),
+        DeepSpeed(),
+    ]

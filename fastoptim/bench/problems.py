@@ -1,0 +1,58 @@
+"""What the bench measures: an algorithm, a model (named layer shapes) and a dtype."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Elements read and written per element of the buffer by one step (param, grad, state).
+TRAFFIC = {"adam": (4, 3), "momentum": (3, 2)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    algorithm: str  # "adam" or "momentum"
+    model: str  # "1e6", "10000x1000", "course"
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]
+    dtype: np.dtype
+    threads: int
+
+    @property
+    def elements(self) -> int:
+        return sum(math.prod(shape) for _, shape in self.shapes)
+
+    @property
+    def bytes_per_step(self) -> int:
+        reads, writes = TRAFFIC[self.algorithm]
+        return (reads + writes) * self.elements * self.dtype.itemsize
+
+    def inputs(self, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Parameters keyed ``'W1'`` and small gradients keyed ``'dW1'``, in ``dtype``."""
+        rng = np.random.default_rng(seed)
+        parameters, grads = {}, {}
+        for name, shape in self.shapes:
+            parameters[name] = rng.standard_normal(shape, dtype=np.float32).astype(self.dtype)
+            grads["d" + name] = (rng.standard_normal(shape, dtype=np.float32) * 1e-2).astype(
+                self.dtype
+            )
+        return parameters, grads
+
+
+def model_shapes(model: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Layer shapes for a model name: a size (``1e6``: one weight and a 1,000-element bias),
+    ``LAYERSxSIZE`` (many equal layers) or ``course`` (the course's [2, 5, 2, 1] network)."""
+    if model == "course":
+        dims = [2, 5, 2, 1]
+        shapes = []
+        for layer in range(1, len(dims)):
+            shapes.append((f"W{layer}", (dims[layer], dims[layer - 1])))
+            shapes.append((f"b{layer}", (dims[layer], 1)))
+        return tuple(shapes)
+    if "x" in model:
+        layers, size = (int(float(part)) for part in model.split("x"))
+        return tuple((f"W{i}", (size,)) for i in range(1, layers + 1))
+    elements = int(float(model))
+    bias = min(1000, elements // 10)
+    return (("W1", (elements - bias,)), ("b1", (bias,)))

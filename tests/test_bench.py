@@ -1,0 +1,55 @@
+"""The bench command runs every available implementation and reports consistent numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from fastoptim import bench
+from fastoptim.bench import report
+from fastoptim.bench.problems import model_shapes
+
+
+def test_model_shapes():
+    assert model_shapes("1e6") == (("W1", (999_000,)), ("b1", (1000,)))
+    assert len(model_shapes("10000x1000")) == 10_000
+    assert sum(a * b for _, (a, b) in model_shapes("course")) == 30
+
+
+@pytest.mark.parametrize("algorithm", ["adam", "momentum"])
+def test_bench_rows_are_consistent(algorithm, tmp_path):
+    lines = []
+    rows = bench.run(
+        algorithms=[algorithm],
+        models=["3e4", "course"],
+        dtype="float64",
+        thread_counts=[1],
+        budget_seconds=0.05,
+        only=["fastoptim", "fastoptim course dicts", "numpy reference"],
+        progress=False,
+        echo=lines.append,
+    )
+    names = {"fastoptim", "fastoptim course dicts", "numpy reference", "roof"}
+    assert {r["implementation"] for r in rows} == names
+    for row in rows:
+        assert row["ms_per_step"] > 0
+        assert row["speedup_over"][row["implementation"]] == pytest.approx(1.0)
+        expected_bytes = (7 if algorithm == "adam" else 5) * 8 * row["elements"]
+        assert row["gb_per_s"] == pytest.approx(expected_bytes / (row["ms_per_step"] / 1e3) / 1e9)
+        for other in rows:
+            if other["model"] == row["model"]:
+                product = (
+                    row["speedup_over"][other["implementation"]]
+                    * other["speedup_over"][row["implementation"]]
+                )
+                assert product == pytest.approx(1.0)
+    assert any("fastoptim speed-up" in line for line in lines)
+
+    report.write_json(str(tmp_path / "out.json"), rows, "test")
+    report.write_csv(str(tmp_path / "out.csv"), rows)
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert len(saved["results"]) == len(rows) and "numba" in saved["machine"]
+    with open(tmp_path / "out.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
