@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 SUPPORTED_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.float32), np.dtype(np.float64))
+_SUPPORTED_SET = frozenset(SUPPORTED_DTYPES)
 
 
 def float_dtype(dtype: object, what: str) -> np.dtype:
@@ -12,6 +13,8 @@ def float_dtype(dtype: object, what: str) -> np.dtype:
 
     ``what`` names the argument or layer in the message, e.g. ``"parameters['W1']"``.
     """
+    if isinstance(dtype, np.dtype) and dtype in _SUPPORTED_SET:  # the hot path
+        return dtype  # type: ignore[return-value]
     try:
         resolved = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError:

@@ -39,15 +39,16 @@ def writable_1d(array: object, label: str) -> np.ndarray:
             f"{label} is not C-contiguous, but the update writes to it in place; "
             "pass np.ascontiguousarray(x)."
         )
-    return array.reshape(-1)
+    return array.ravel()
 
 
 def matching_1d(array: object, label: str, param: np.ndarray, param_label: str) -> np.ndarray:
-    """``array`` as a 1-D C array after checking it has the dtype and shape of ``param``."""
+    """``array`` as a 1-D C array after checking it has the dtype and shape of ``param``
+    (whose dtype is already known to be supported)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{label} must be a numpy array; got {type(array).__name__}")
-    float_dtype(array.dtype, label)
     if array.dtype != param.dtype:
+        float_dtype(array.dtype, label)  # says which dtypes work, if that is the problem
         raise TypeError(
             f"{label} is {array.dtype} but {param_label} is {param.dtype}; "
             f"convert it with .astype(np.{param.dtype.name})."
@@ -57,8 +58,9 @@ def matching_1d(array: object, label: str, param: np.ndarray, param_label: str) 
             f"{label} has shape {array.shape} but {param_label} has shape {param.shape}; "
             "they must match exactly (no broadcasting)."
         )
-    # A strided gradient is copied once here; contiguous ones are used in place.
-    return np.ascontiguousarray(array).reshape(-1)
+    # ravel views a C-contiguous array and copies a strided one (a strided gradient is
+    # copied once here; the kernel needs unit stride).
+    return array.ravel()
 
 
 def layer_segment(
