@@ -8,13 +8,16 @@ SUPPORTED_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.float32), np.dtype(np.floa
 _SUPPORTED_SET = frozenset(SUPPORTED_DTYPES)
 
 
+def is_float_dtype(dtype: np.dtype) -> bool:
+    """True for float32 and float64."""
+    return dtype in _SUPPORTED_SET
+
+
 def float_dtype(dtype: object, what: str) -> np.dtype:
     """Return ``dtype`` as a numpy dtype if it is float32 or float64, else raise ``TypeError``.
 
     ``what`` names the argument or layer in the message, e.g. ``"parameters['W1']"``.
     """
-    if isinstance(dtype, np.dtype) and dtype in _SUPPORTED_SET:  # the hot path
-        return dtype  # type: ignore[return-value]
     try:
         resolved = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError:

@@ -4,6 +4,7 @@ and state ``'dW1'``."""
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -47,22 +48,23 @@ def course_segments(
                 *(check_writable(state.buffer, label) for state, label in flat_states),
             )
         ]
+    state_labels = [label for _, label in states]
     return [
         layer_segment(
-            value,
-            f"parameters[{name!r}]",
+            param,
             _lookup(grads, GRAD_PREFIX + name, "grads", name),
-            f"grads[{GRAD_PREFIX + name!r}]",
-            [
-                (
-                    _lookup(state, GRAD_PREFIX + name, label, name),
-                    f"{label}[{GRAD_PREFIX + name!r}]",
-                )
-                for state, label in states
-            ],
+            [_lookup(state, GRAD_PREFIX + name, label, name) for state, label in states],
+            partial(_course_label, name, state_labels),
         )
-        for name, value in parameters.items()
+        for name, param in parameters.items()
     ]
+
+
+def _course_label(name: str, state_labels: list[str], position: int) -> str:
+    if position == 0:
+        return f"parameters[{name!r}]"
+    container = "grads" if position == 1 else state_labels[position - 2]
+    return f"{container}[{GRAD_PREFIX + name!r}]"
 
 
 def _lookup(mapping: Mapping, key: str, label: str, name: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, MutableMapping
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,21 +94,16 @@ class Optimizer:
 
     def _layer_segments(self, grads: Mapping[str, np.ndarray]) -> list[Segment]:
         prefix = _grad_key_prefix(grads, self.layout.names)
-        segments = []
-        for name in self.layout.names:
-            segments.append(
-                layer_segment(
-                    self.params[self.params.prefix + name],
-                    f"params[{name!r}]",
-                    grads[prefix + name],
-                    f"grads[{prefix + name!r}]",
-                    [
-                        (state[name], f"state[{key!r}][{name!r}]")
-                        for key, state in self.state.items()
-                    ],
-                )
+        state_keys = list(self.state)
+        return [
+            layer_segment(
+                self.params[self.params.prefix + name],
+                grads[prefix + name],
+                [state[name] for state in self.state.values()],
+                partial(_object_label, name, prefix + name, state_keys),
             )
-        return segments
+            for name in self.layout.names
+        ]
 
     # -- saving and restoring ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -153,6 +149,14 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
+
+
+def _object_label(name: str, grad_key: str, state_keys: list[str], position: int) -> str:
+    if position == 0:
+        return f"params[{name!r}]"
+    if position == 1:
+        return f"grads[{grad_key!r}]"
+    return f"state[{state_keys[position - 2]!r}][{name!r}]"
 
 
 def _as_flat_params(params: object) -> FlatParams:

@@ -8,14 +8,19 @@ before the first byte changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fastoptim.dtypes import float_dtype
+from fastoptim.dtypes import float_dtype, is_float_dtype
 from fastoptim.flat import Layout
 
 Segment = tuple[np.ndarray, ...]
+
+
+# Position of an array in a segment (0 param, 1 grad, 2... state) -> its name for messages.
+# Labels are only formatted when an error is raised: the checks are on every step's path.
+Describe = Callable[[int], str]
 
 
 def check_writable(array: np.ndarray, label: str) -> np.ndarray:
@@ -28,56 +33,55 @@ def check_writable(array: np.ndarray, label: str) -> np.ndarray:
     return array
 
 
-def writable_1d(array: object, label: str) -> np.ndarray:
-    """A 1-D view of a parameter or state array that the kernel will update in place."""
+def layer_segment(
+    param: object, grad: object, states: Sequence[object], describe: Describe
+) -> Segment:
+    """One validated segment for one layer: its parameter, gradient and state arrays.
+
+    The parameter and states must be writable C-contiguous float32/float64 arrays; the
+    gradient and states must have exactly the parameter's shape and dtype. A strided
+    gradient is copied once (the kernel needs unit stride); the rest are viewed in place.
+    """
+    param = _writable_float_array(param, describe, 0)
+    segment = [param.ravel(), _like(grad, param, describe, 1).ravel()]
+    for position, state in enumerate(states, start=2):
+        _writable_float_array(_like(state, param, describe, position), describe, position)
+        segment.append(state.ravel())  # type: ignore[attr-defined]
+    return tuple(segment)
+
+
+def _writable_float_array(array: object, describe: Describe, position: int) -> np.ndarray:
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"{label} must be a numpy array; got {type(array).__name__}")
-    float_dtype(array.dtype, label)
-    check_writable(array, label)
-    if not array.flags.c_contiguous:
+        raise TypeError(f"{describe(position)} must be a numpy array; got {type(array).__name__}")
+    if not is_float_dtype(array.dtype):
+        float_dtype(array.dtype, describe(position))  # raises, saying which dtypes work
+    flags = array.flags
+    if not flags.writeable:
+        check_writable(array, describe(position))  # raises
+    if not flags.c_contiguous:
         raise ValueError(
-            f"{label} is not C-contiguous, but the update writes to it in place; "
+            f"{describe(position)} is not C-contiguous, but the update writes to it in place; "
             "pass np.ascontiguousarray(x)."
         )
-    return array.ravel()
+    return array
 
 
-def matching_1d(array: object, label: str, param: np.ndarray, param_label: str) -> np.ndarray:
-    """``array`` as a 1-D C array after checking it has the dtype and shape of ``param``
-    (whose dtype is already known to be supported)."""
+def _like(array: object, param: np.ndarray, describe: Describe, position: int) -> np.ndarray:
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"{label} must be a numpy array; got {type(array).__name__}")
+        raise TypeError(f"{describe(position)} must be a numpy array; got {type(array).__name__}")
     if array.dtype != param.dtype:
+        label = describe(position)
         float_dtype(array.dtype, label)  # says which dtypes work, if that is the problem
         raise TypeError(
-            f"{label} is {array.dtype} but {param_label} is {param.dtype}; "
+            f"{label} is {array.dtype} but {describe(0)} is {param.dtype}; "
             f"convert it with .astype(np.{param.dtype.name})."
         )
     if array.shape != param.shape:
         raise ValueError(
-            f"{label} has shape {array.shape} but {param_label} has shape {param.shape}; "
-            "they must match exactly (no broadcasting)."
+            f"{describe(position)} has shape {array.shape} but {describe(0)} has shape "
+            f"{param.shape}; they must match exactly (no broadcasting)."
         )
-    # ravel views a C-contiguous array and copies a strided one (a strided gradient is
-    # copied once here; the kernel needs unit stride).
-    return array.ravel()
-
-
-def layer_segment(
-    param: np.ndarray,
-    param_label: str,
-    grad: object,
-    grad_label: str,
-    states: Sequence[tuple[object, str]],
-) -> Segment:
-    """One validated segment for one layer: its parameter, gradient and state arrays."""
-    flat_param = writable_1d(param, param_label)
-    flat_grad = matching_1d(grad, grad_label, param, param_label)
-    flat_states = []
-    for state, state_label in states:
-        matching_1d(state, state_label, param, param_label)
-        flat_states.append(writable_1d(state, state_label))
-    return (flat_param, flat_grad, *flat_states)
+    return array
 
 
 def check_same_layout(layout: Layout, expected: Layout, label: str) -> None:
