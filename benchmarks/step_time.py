@@ -1,0 +1,26 @@
+"""time_: one optimizer step, flat buffer vs course drop-ins on dicts vs the numpy reference."""
+
+import fastoptim
+from fastoptim import reference
+
+from .common import ALGORITHMS, CourseUpdate, flat_optimizer
+
+
+class Step:
+    params = (ALGORITHMS, [100_000, 1_000_000, 10_000_000], ["float32", "float64"])
+    param_names = ("algorithm", "elements", "dtype")
+    timeout = 240
+
+    def setup(self, algorithm, n_elements, dtype):
+        self.optimizer, self.grads = flat_optimizer(algorithm, n_elements, dtype)
+        self.course = CourseUpdate(fastoptim, algorithm, n_elements, dtype)
+        self.reference = CourseUpdate(reference, algorithm, n_elements, dtype)
+
+    def time_flat(self, algorithm, n_elements, dtype):
+        self.optimizer.step(self.grads)
+
+    def time_course_dicts(self, algorithm, n_elements, dtype):
+        self.course.step()
+
+    def time_reference(self, algorithm, n_elements, dtype):
+        self.reference.step()
