@@ -47,7 +47,10 @@ def _comma_list(convert):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fastoptim", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m fastoptim",
+        description="fastoptim: optimizer steps for CPU training, one kernel over one flat buffer.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
