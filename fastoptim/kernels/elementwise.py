@@ -60,9 +60,12 @@ class ElementwiseKernel:
         All arrays must already be validated 1-D C-contiguous arrays of one dtype and the
         scalars of that dtype: this is the hot path, it checks nothing.
         """
+        serial_below = config.SERIAL_BELOW
+        compiled = self._compiled
         for segment in segments:
             param = segment[0]
-            kernel = self.variant(param.dtype, param.size >= config.SERIAL_BELOW)
+            key = (param.dtype, param.size >= serial_below)
+            kernel = compiled.get(key) or self.variant(*key)
             kernel(*segment, *scalars)
 
     def _compile(self, dtype: np.dtype, parallel: bool):
