@@ -8,7 +8,7 @@ import numpy as np
 import fastoptim
 from fastoptim import kernels
 
-from .common import ALGORITHMS, TRAFFIC, flat_optimizer
+from .common import ALGORITHMS, problem, ready
 
 
 def _median_seconds(step, repeats=15):
@@ -25,22 +25,17 @@ class Bandwidth:
     param_names = ("algorithm", "elements")
 
     def setup(self, algorithm, n_elements):
-        self.optimizer, self.grads = flat_optimizer(algorithm, n_elements, "float32")
-        roof = kernels.roof.adam_roof if algorithm == "adam" else kernels.roof.momentum_roof
-        arrays = 2 + roof.n_state  # param, grad and the state buffers
-        segment = [tuple(self.optimizer.params.buffer.copy() for _ in range(arrays))]
-        self.roof_step = lambda: roof.run(segment, ())
-        self.roof_step()
-        self.bytes = TRAFFIC[algorithm] * n_elements * 4
+        self.flat = ready("flat", algorithm, n_elements)
+        self.roof = ready("roof", algorithm, n_elements)
+        self.bytes = problem(algorithm, n_elements).bytes_per_step
 
     def track_gb_per_s(self, algorithm, n_elements):
-        return self.bytes / _median_seconds(lambda: self.optimizer.step(self.grads)) / 1e9
+        return self.bytes / _median_seconds(self.flat.step) / 1e9
 
     track_gb_per_s.unit = "GB/s"
 
     def track_percent_of_roof(self, algorithm, n_elements):
-        step = _median_seconds(lambda: self.optimizer.step(self.grads))
-        return 100 * _median_seconds(self.roof_step) / step
+        return 100 * _median_seconds(self.roof.step) / _median_seconds(self.flat.step)
 
     track_percent_of_roof.unit = "%"
 

@@ -2,7 +2,7 @@
 
 import tracemalloc
 
-from .common import ALGORITHMS, flat_optimizer
+from .common import ALGORITHMS, ready
 
 
 class StepMemory:
@@ -10,17 +10,17 @@ class StepMemory:
     param_names = ("algorithm", "elements")
 
     def setup(self, algorithm, n_elements):
-        self.optimizer, self.grads = flat_optimizer(algorithm, n_elements, "float32")
+        self.flat = ready("flat", algorithm, n_elements)
 
     def peakmem_step(self, algorithm, n_elements):
         # the process peak: the buffers themselves plus whatever one step adds
-        self.optimizer.step(self.grads)
+        self.flat.step()
 
     def track_step_extra_bytes(self, algorithm, n_elements):
         """Bytes numpy and Python allocate during one step, at their peak."""
         tracemalloc.start()
         try:
-            self.optimizer.step(self.grads)
+            self.flat.step()
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -1,9 +1,6 @@
 """time_: one optimizer step, flat buffer vs course drop-ins on dicts vs the numpy reference."""
 
-import fastoptim
-from fastoptim import reference
-
-from .common import ALGORITHMS, CourseUpdate, flat_optimizer
+from .common import ALGORITHMS, ready
 
 
 class Step:
@@ -12,12 +9,12 @@ class Step:
     timeout = 240
 
     def setup(self, algorithm, n_elements, dtype):
-        self.optimizer, self.grads = flat_optimizer(algorithm, n_elements, dtype)
-        self.course = CourseUpdate(fastoptim, algorithm, n_elements, dtype)
-        self.reference = CourseUpdate(reference, algorithm, n_elements, dtype)
+        self.flat = ready("flat", algorithm, n_elements, dtype)
+        self.course = ready("course_dicts", algorithm, n_elements, dtype)
+        self.reference = ready("reference", algorithm, n_elements, dtype)
 
     def time_flat(self, algorithm, n_elements, dtype):
-        self.optimizer.step(self.grads)
+        self.flat.step()
 
     def time_course_dicts(self, algorithm, n_elements, dtype):
         self.course.step()
