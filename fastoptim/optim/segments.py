@@ -42,19 +42,19 @@ def layer_segment(
     gradient and states must have exactly the parameter's shape and dtype. A strided
     gradient is copied once (the kernel needs unit stride); the rest are viewed in place.
     """
-    param = _writable_float_array(param, describe, 0)
-    segment = [param.ravel(), _like(grad, param, describe, 1).ravel()]
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"{describe(0)} must be a numpy array; got {type(param).__name__}")
+    if not is_float_dtype(param.dtype):
+        float_dtype(param.dtype, describe(0))  # raises, saying which dtypes work
+    segment = [_writable(param, describe, 0), _like(grad, param, describe, 1).ravel()]
     for position, state in enumerate(states, start=2):
-        _writable_float_array(_like(state, param, describe, position), describe, position)
-        segment.append(state.ravel())  # type: ignore[attr-defined]
+        # same dtype as the parameter, so only where it may be written remains to check
+        segment.append(_writable(_like(state, param, describe, position), describe, position))
     return tuple(segment)
 
 
-def _writable_float_array(array: object, describe: Describe, position: int) -> np.ndarray:
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{describe(position)} must be a numpy array; got {type(array).__name__}")
-    if not is_float_dtype(array.dtype):
-        float_dtype(array.dtype, describe(position))  # raises, saying which dtypes work
+def _writable(array: np.ndarray, describe: Describe, position: int) -> np.ndarray:
+    """The 1-D view of a writable C-contiguous array."""
     flags = array.flags
     if not flags.writeable:
         check_writable(array, describe(position))  # raises
@@ -63,7 +63,7 @@ def _writable_float_array(array: object, describe: Describe, position: int) -> n
             f"{describe(position)} is not C-contiguous, but the update writes to it in place; "
             "pass np.ascontiguousarray(x)."
         )
-    return array
+    return array.ravel()
 
 
 def _like(array: object, param: np.ndarray, describe: Describe, position: int) -> np.ndarray:
