@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 import fastoptim
 from fastoptim import kernels, reference
 from fastoptim.bench.problems import Problem
+from fastoptim.compat.course_update import CourseUpdate
 
 LR = 1e-3
 
@@ -57,34 +59,20 @@ class FastoptimFlat(Contender):
 
 class CourseDicts(Contender):
     name = "fastoptim course dicts"
+    module: ModuleType = fastoptim
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
-        self.params = {k: v.copy() for k, v in parameters.items()}
+        params = {k: v.copy() for k, v in parameters.items()}
+        self.course = CourseUpdate(self.module, problem.algorithm, params, LR)
         self.grads = grads  # read only by every update
-        self.algorithm = problem.algorithm
-        if self.algorithm == "adam":
-            self.v, self.s = self._module().initialize_adam(self.params)
-        else:
-            self.v = self._module().initialize_velocity(self.params)
-        self.t = 0
-
-    def _module(self):
-        return fastoptim
 
     def step(self) -> None:
-        self.t += 1
-        module = self._module()
-        if self.algorithm == "adam":
-            module.update_parameters_with_adam(self.params, self.grads, self.v, self.s, self.t, LR)
-        else:
-            module.update_parameters_with_momentum(self.params, self.grads, self.v, 0.9, LR)
+        self.course.step(self.grads)
 
 
 class Reference(CourseDicts):
     name = "numpy reference"
-
-    def _module(self):
-        return reference
+    module = reference
 
 
 class Roof(Contender):

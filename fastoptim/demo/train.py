@@ -11,6 +11,7 @@ import numpy as np
 
 import fastoptim
 from fastoptim import reference
+from fastoptim.compat.course_update import CourseUpdate
 from fastoptim.demo.data import mini_batches
 from fastoptim.demo.network import (
     accuracy,
@@ -34,22 +35,6 @@ class Result:
     step_seconds: list[float]
 
 
-class _CourseOptimizer:
-    """The course's update functions for ``name``, from fastoptim or from the reference."""
-
-    def __init__(self, name: str, module, parameters) -> None:
-        self.name, self.module, self.t = name, module, 0
-        lr = LEARNING_RATE[name]
-        if name == "momentum":
-            v = module.initialize_velocity(parameters)
-            self.update = lambda p, g: module.update_parameters_with_momentum(p, g, v, 0.9, lr)
-        elif name == "adam":
-            v, s = module.initialize_adam(parameters)
-            self.update = lambda p, g: module.update_parameters_with_adam(p, g, v, s, self.t, lr)
-        else:
-            self.update = lambda p, g: module.update_parameters_with_gd(p, g, lr)
-
-
 def train(X, Y, optimizer: str, implementation: str, epochs: int, on_epoch=None) -> Result:
     """Mini-batch training as the course does it; the update is timed on its own."""
     parameters: MutableMapping[str, np.ndarray]
@@ -61,7 +46,7 @@ def train(X, Y, optimizer: str, implementation: str, epochs: int, on_epoch=None)
         module = fastoptim
     else:
         parameters, grads, module = initialize_parameters(LAYER_DIMS), {}, reference
-    course = _CourseOptimizer(optimizer, module, parameters)
+    course = CourseUpdate(module, optimizer, parameters, LEARNING_RATE[optimizer])
     rng = np.random.default_rng(10)
     update_seconds, step_seconds = [], []
     cost = float("nan")
@@ -72,9 +57,8 @@ def train(X, Y, optimizer: str, implementation: str, epochs: int, on_epoch=None)
             A3, cache = forward_propagation(X_batch, parameters)
             costs.append(compute_cost(A3, Y_batch) * X_batch.shape[1])
             backward_propagation(X_batch, Y_batch, parameters, cache, grads)
-            course.t += 1
             before_update = time.perf_counter()
-            course.update(parameters, grads)
+            course.step(grads)
             end = time.perf_counter()
             update_seconds.append(end - before_update)
             step_seconds.append(end - start)
