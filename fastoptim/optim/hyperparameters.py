@@ -41,12 +41,14 @@ def check_epsilon(value: Any, name: str = "eps") -> float:
     return float(value)
 
 
-def check_step(value: Any, name: str = "t") -> int:
-    """A step number >= 1 (bias corrections divide by ``1 - beta**t``, zero at t = 0)."""
+def check_step(value: Any, name: str = "t", first: int = 1) -> int:
+    """A step number >= ``first``: 1 for the step being taken (bias corrections divide by
+    ``1 - beta**t``, zero at t = 0), 0 for a count of steps already taken."""
     if not (
-        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= first
     ):
         raise ValueError(
-            f"Invalid step: {value!r} ({name} must be a whole number >= 1; the first step is 1)"
+            f"Invalid step: {value!r} ({name} must be a whole number >= {first}; "
+            "the first step is 1)"
         )
     return int(value)

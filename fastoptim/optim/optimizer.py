@@ -7,7 +7,6 @@ restores everything through ``state_dict``.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, MutableMapping
 from functools import partial
 from typing import Any, ClassVar
@@ -16,6 +15,7 @@ import numpy as np
 
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
+from fastoptim.optim.hyperparameters import check_step
 from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_segment
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
@@ -132,9 +132,7 @@ class Optimizer:
             or sorted(state_dict["hyperparameters"]) != expected
         ):
             raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
-        t = state_dict["t"]
-        if not (isinstance(t, numbers.Integral) and not isinstance(t, bool) and int(t) >= 0):
-            raise ValueError(f"state_dict['t'] must be a whole number >= 0; got {t!r}")
+        t = check_step(state_dict["t"], "state_dict['t']", first=0)
         arrays = {}
         for key in self.state_names:
             saved = state_dict["state"][key]
@@ -144,7 +142,7 @@ class Optimizer:
         self._set_hyperparameters(**state_dict["hyperparameters"])  # validates, then sets
         for (key, name), array in arrays.items():
             np.copyto(self.state[key][name], array)
-        self.t = int(t)
+        self.t = t
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
