@@ -29,6 +29,7 @@ def _bench(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         thread_counts=thread_counts,
         budget_seconds=args.budget,
+        settle_seconds=args.settle_ms / 1e3,
         only=args.only,
         progress=not args.no_progress,
     )
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     bench.add_argument("--threads", type=_comma_list(int), default=None, help="e.g. 1,2")
     bench.add_argument("--budget", type=float, default=8.0, help="seconds per table (default 8)")
+    bench.add_argument(
+        "--settle-ms",
+        type=float,
+        default=15.0,
+        help="pause before each timed step so no thread pool is still spinning (default 15)",
+    )
     bench.add_argument(
         "--only",
         type=_comma_list(str),

@@ -181,3 +181,40 @@ def test_course_flatparams_of_another_layout_are_refused():
     v, s = fastoptim.initialize_adam(flat)
     with pytest.raises(ValueError, match="grads was built for another layout"):
         fastoptim.update_parameters_with_adam(flat, other, v, s, 1)
+
+
+def unaligned_copy(array):
+    """A C-contiguous copy of ``array`` that starts one byte off its dtype's alignment."""
+    raw = np.zeros(array.nbytes + 1, dtype=np.uint8)
+    shifted = raw[1:].view(array.dtype).reshape(array.shape)
+    shifted[...] = array
+    assert not shifted.flags.aligned
+    return shifted
+
+
+def test_unaligned_gradients_and_memmap_parameters_work_as_in_the_reference(tmp_path):
+    parameters, grads = make_course()
+    expected, _ = fastoptim.reference.update_parameters_with_momentum(
+        dict(parameters), grads, fastoptim.reference.initialize_velocity(parameters), 0.9, 0.1
+    )
+    mapped = np.lib.format.open_memmap(
+        tmp_path / "W1.npy", mode="w+", dtype=np.float64, shape=parameters["W1"].shape
+    )
+    mapped[...] = parameters["W1"]
+    parameters["W1"] = mapped
+    grads = {key: unaligned_copy(grad) for key, grad in grads.items()}
+    v = fastoptim.initialize_velocity(parameters)
+    fastoptim.update_parameters_with_momentum(parameters, grads, v, 0.9, 0.1)
+    for key in expected:
+        np.testing.assert_array_equal(parameters[key], expected[key])
+    assert parameters["W1"] is mapped  # updated in place, through the memory map
+
+
+def test_unaligned_parameters_are_refused_and_change_nothing():
+    parameters, grads = make_course()
+    parameters["b1"] = unaligned_copy(parameters["b1"])
+    v = fastoptim.initialize_velocity(parameters)
+    before = snapshot(parameters, v)
+    with pytest.raises(ValueError, match=r"parameters\['b1'\] is not aligned .* np.array\(x\)"):
+        fastoptim.update_parameters_with_momentum(parameters, grads, v, 0.9, 0.1)
+    assert_unchanged(before, parameters, v)

@@ -120,3 +120,28 @@ def _compare(fast, oracle, algorithm, dtype, t, scales):
             assert_bit_identical(actual, expected, f"step {t}")
         else:
             assert_matches_reference(actual, expected, t, f"step {t}", operand_scale)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+def test_plain_dicts_may_mix_dtypes(algorithm):
+    """Each layer gets its own dtype's scalars: the same bits as running it alone."""
+    shapes = {"W1": (40, 30), "b1": (40, 1), "W2": (1, 40)}
+    dtypes = {"W1": np.float32, "b1": np.float64, "W2": np.float32}
+    initial = {k: v.astype(dtypes[k]) for k, v in random_parameters(shapes, seed=6).items()}
+    hp = algorithm.hyperparameter_sets[1]
+    mixed = ENTRY_POINTS["course dicts"](algorithm, initial, hp)
+    alone = {k: ENTRY_POINTS["course dicts"](algorithm, {k: initial[k]}, hp) for k in shapes}
+    rng = np.random.default_rng(7)
+    for t in range(1, 11):
+        grads = {k: v.astype(dtypes[k[1:]]) for k, v in random_grads(shapes, rng).items()}
+        mixed.step(grads, t)
+        for name, run in alone.items():
+            run.step({"d" + name: grads["d" + name]}, t)
+    params, states = mixed.current()
+    for name, run in alone.items():
+        alone_params, alone_states = run.current()
+        assert params[name].dtype == dtypes[name]
+        assert_bit_identical({name: params[name]}, alone_params, f"{name} after 10 steps")
+        for state, alone_state in zip(states, alone_states, strict=True):
+            key = "d" + name
+            assert_bit_identical({key: state[key]}, alone_state, f"state {key} after 10 steps")

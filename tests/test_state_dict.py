@@ -123,3 +123,23 @@ def test_bad_state_dicts_are_refused_and_change_nothing():
         for key in before["state"]:
             for name in before["state"][key]:
                 np.testing.assert_array_equal(after["state"][key][name], before["state"][key][name])
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))])
+@pytest.mark.parametrize("algorithm", WITH_CLASS, ids=lambda a: a.name)
+def test_a_copied_optimizer_updates_its_own_buffers(algorithm, clone):
+    original = algorithm.make_optimizer(model(np.float64), algorithm.hyperparameter_sets[0])
+    original.step(grads_at(1, model(np.float64)))  # views of the buffers are made and cached
+    twin = clone(original)
+    before = [np.array(original.params.buffer)] + [
+        np.array(s.buffer) for s in original.state.values()
+    ]
+    for t in range(2, 5):
+        twin.step(grads_at(t, model(np.float64)))  # dict grads: the per-layer path
+    after = [original.params.buffer] + [s.buffer for s in original.state.values()]
+    for saved, current in zip(before, after, strict=True):
+        np.testing.assert_array_equal(current, saved)
+    reference = algorithm.make_optimizer(model(np.float64), algorithm.hyperparameter_sets[0])
+    for t in range(1, 5):
+        reference.step(grads_at(t, model(np.float64)))
+    np.testing.assert_array_equal(twin.params.buffer, reference.params.buffer)

@@ -23,6 +23,7 @@ def run(
     dtype: str,
     thread_counts: list[int],
     budget_seconds: float,
+    settle_seconds: float = 0.015,
     only: list[str] | None = None,
     progress: bool = True,
     echo=print,
@@ -55,7 +56,13 @@ def run(
                 bar.advance(label, amount=100 * done // total)
 
         with threads.num_threads(problem.threads):
-            timings = measure(problem, contenders, budget_seconds, on_round=on_round)
+            timings = measure(
+                problem,
+                contenders,
+                budget_seconds,
+                settle_seconds=settle_seconds,
+                on_round=on_round,
+            )
         if bar is not None:
             bar.done = (index + 1) * 100 - 1
             bar.advance(label)

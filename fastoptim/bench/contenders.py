@@ -14,6 +14,7 @@ import fastoptim
 from fastoptim import kernels, reference
 from fastoptim.bench.problems import Problem
 from fastoptim.compat.course_update import CourseUpdate
+from fastoptim.kernels.elementwise import dtype_scalars
 
 LR = 1e-3
 
@@ -57,6 +58,24 @@ class FastoptimFlat(Contender):
         self.optimizer.step(self.grads)
 
 
+class KernelAlone(FastoptimFlat):
+    """fastoptim's compiled kernel called directly on the same buffers with scalars made
+    once: what ``fastoptim`` costs without its Python (checks, scalars, dispatch)."""
+
+    name = "fastoptim kernel alone"
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        super().setup(problem, parameters, grads)
+        self.call = direct_call(
+            self.optimizer.kernel,
+            (self.params.buffer, self.grads.buffer, *self.optimizer._state_buffers),
+            self.optimizer._scalars(1),
+        )
+
+    def step(self) -> None:
+        self.call()
+
+
 class CourseDicts(Contender):
     name = "fastoptim course dicts"
     module: ModuleType = fastoptim
@@ -82,10 +101,11 @@ class Roof(Contender):
         n_state = 2 if problem.algorithm == "adam" else 1
         self.kernel = kernels.roof.adam_roof if n_state == 2 else kernels.roof.momentum_roof
         params = fastoptim.flatten(parameters)
-        self.segment = [(params.buffer, *(params.zeros_like().buffer for _ in range(1 + n_state)))]
+        buffers = (params.buffer, *(params.zeros_like().buffer for _ in range(1 + n_state)))
+        self.call = direct_call(self.kernel, buffers, ())
 
     def step(self) -> None:
-        self.kernel.run(self.segment, ())
+        self.call()
 
 
 class Torch(Contender):
@@ -142,6 +162,13 @@ class DeepSpeed(Contender):
         self.optimizer.step()
 
 
+def direct_call(kernel: kernels.ElementwiseKernel, segment: tuple, values: tuple):
+    """A no-argument function that calls the compiled variant ``kernel.run`` would pick."""
+    compiled = kernel.variant_for(segment[0])
+    arguments = (*segment, *dtype_scalars(segment[0].dtype, values))
+    return lambda: compiled(*arguments)
+
+
 def torch_parameters(problem: Problem, parameters: Arrays, grads: Arrays) -> list:
     """One torch Parameter per layer, with its gradient set, on ``problem.threads`` threads."""
     import torch
@@ -158,6 +185,7 @@ def torch_parameters(problem: Problem, parameters: Arrays, grads: Arrays) -> lis
 def all_contenders() -> list[Contender]:
     return [
         FastoptimFlat(),
+        KernelAlone(),
         CourseDicts(),
         Reference(),
         Roof(),

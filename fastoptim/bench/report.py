@@ -61,6 +61,14 @@ def format_problem(rows: list[dict[str, Any]]) -> str:
             f"{row['gb_per_s']:>8.1f}{'' if roof is None else f'{roof:.0f}%':>8}"
             f"{'' if versus is None else f'{versus:.2f}x':>20}"
         )
+    by_name = {row["implementation"]: row for row in rows}
+    if "fastoptim" in by_name and "fastoptim kernel alone" in by_name:
+        overhead = (
+            by_name["fastoptim"]["ms_per_step"] - by_name["fastoptim kernel alone"]["ms_per_step"]
+        )
+        lines.append(
+            f"  fastoptim's Python per step (fastoptim - kernel alone): {overhead * 1e3:.1f} us"
+        )
     names = [row["implementation"] for row in rows]
     width = max(len(n) for n in names) + 2
     lines.append("  speed-up of each row over each column:")
@@ -74,6 +82,7 @@ def format_problem(rows: list[dict[str, Any]]) -> str:
 def _short(name: str) -> str:
     return {
         "fastoptim": "fastopt",
+        "fastoptim kernel alone": "kernel",
         "fastoptim course dicts": "dicts",
         "numpy reference": "numpy",
         "roof": "roof",

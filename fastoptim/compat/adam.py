@@ -74,7 +74,5 @@ def update_parameters_with_adam(
     beta2 = check_beta(beta2, "beta2")
     epsilon = check_epsilon(epsilon, "epsilon")
     segments = course_segments(parameters, grads, [(v, "v"), (s, "s")])
-    if segments:
-        scalars = adam_scalars(segments[0][0].dtype, t, learning_rate, beta1, beta2, epsilon)
-        kernels.adam.run(segments, scalars)
+    kernels.adam.run(segments, adam_scalars(t, learning_rate, beta1, beta2, epsilon))
     return parameters, v, s

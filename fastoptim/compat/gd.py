@@ -9,7 +9,6 @@ import numpy as np
 from fastoptim import kernels
 from fastoptim.compat.course_dicts import course_segments
 from fastoptim.optim.hyperparameters import check_learning_rate
-from fastoptim.optim.optimizer import dtype_scalars
 
 
 def update_parameters_with_gd(
@@ -23,6 +22,5 @@ def update_parameters_with_gd(
     """
     learning_rate = check_learning_rate(learning_rate, "learning_rate")
     segments = course_segments(parameters, grads, [])
-    if segments:
-        kernels.gd.run(segments, dtype_scalars(segments[0][0].dtype, learning_rate))
+    kernels.gd.run(segments, (learning_rate,))
     return parameters

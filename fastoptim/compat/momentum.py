@@ -50,6 +50,5 @@ def update_parameters_with_momentum(
     beta = check_beta(beta, "beta")
     learning_rate = check_learning_rate(learning_rate, "learning_rate")
     segments = course_segments(parameters, grads, [(v, "v")])
-    if segments:
-        kernels.momentum.run(segments, momentum_scalars(segments[0][0].dtype, beta, learning_rate))
+    kernels.momentum.run(segments, momentum_scalars(beta, learning_rate))
     return parameters, v

@@ -14,6 +14,15 @@ from fastoptim import config
 Segment = Sequence[np.ndarray]
 
 
+def dtype_scalars(dtype: np.dtype, values: Sequence[float]) -> tuple:
+    """Float64 scalars computed in Python, cast to the buffer's dtype once per call.
+
+    For float64 they stay Python floats (the same values), which Numba's dispatcher unboxes
+    faster than numpy scalars."""
+    scalar = float if dtype == np.float64 else dtype.type
+    return tuple(scalar(value) for value in values)
+
+
 class ElementwiseKernel:
     """A loop body ``make_body(loop)`` compiled on first use for each (dtype, parallel) pair.
 
@@ -54,19 +63,26 @@ class ElementwiseKernel:
         """The variants compiled so far, keyed by (dtype, parallel)."""
         return dict(self._compiled)
 
-    def run(self, segments: Sequence[Segment], scalars: Sequence) -> None:
-        """Call the kernel once per segment ``(param, grad, *state)`` with the same scalars.
+    def run(self, segments: Sequence[Segment], values: Sequence[float]) -> None:
+        """Call the kernel once per segment ``(param, grad, *state)``.
 
-        All arrays must already be validated 1-D C-contiguous arrays of one dtype and the
-        scalars of that dtype: this is the hot path, it checks nothing.
+        ``values`` are the scalar arguments as Python floats, computed in float64; each
+        segment gets them cast to its own dtype. The arrays must already be validated 1-D
+        C-contiguous arrays of one dtype per segment: this is the hot path, it checks nothing.
         """
-        serial_below = config.SERIAL_BELOW
-        compiled = self._compiled
+        dtype = None
         for segment in segments:
             param = segment[0]
-            key = (param.dtype, param.size >= serial_below)
-            kernel = compiled.get(key) or self.variant(*key)
-            kernel(*segment, *scalars)
+            if param.dtype is not dtype:  # dtypes are singletons: usually once per call
+                dtype = param.dtype
+                scalars = dtype_scalars(dtype, values)
+            self.variant_for(param)(*segment, *scalars)
+
+    def variant_for(self, param: np.ndarray):
+        """The variant ``run`` calls for ``param``: its dtype, serial below
+        ``config.SERIAL_BELOW`` elements (threads cost more than they bring there)."""
+        key = (param.dtype, param.size >= config.SERIAL_BELOW)
+        return self._compiled.get(key) or self.variant(*key)
 
     def _compile(self, dtype: np.dtype, parallel: bool):
         body = self.make_body(numba.prange if parallel else range)

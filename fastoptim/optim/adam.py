@@ -11,13 +11,11 @@ import numpy as np
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
 from fastoptim.optim.hyperparameters import check_betas, check_epsilon, check_learning_rate
-from fastoptim.optim.optimizer import Optimizer, dtype_scalars
+from fastoptim.optim.optimizer import Optimizer
 
 
-def adam_scalars(
-    dtype: np.dtype, t: int, lr: float, beta1: float, beta2: float, eps: float
-) -> tuple:
-    """Kernel scalars for step ``t`` in ``dtype``, computed in float64 from ``t`` directly.
+def adam_scalars(t: int, lr: float, beta1: float, beta2: float, eps: float) -> tuple[float, ...]:
+    """Kernel scalars for step ``t``, computed in float64 from ``t`` directly.
 
     ``step_size = lr / (1 - beta1**t)`` and ``1 / sqrt(1 - beta2**t)`` fold both bias
     corrections into two scalars, so the kernel computes
@@ -25,8 +23,7 @@ def adam_scalars(
     """
     bias_correction1 = 1.0 - beta1**t
     bias_correction2 = 1.0 - beta2**t
-    return dtype_scalars(
-        dtype,
+    return (
         beta1,
         1.0 - beta1,
         beta2,
@@ -109,6 +106,6 @@ class Adam(Optimizer):
         checked = check_learning_rate(lr, "lr"), check_betas(betas, "betas"), check_epsilon(eps)
         self.lr, self.betas, self.eps = checked
 
-    def _scalars(self, t: int) -> tuple:
+    def _scalars(self, t: int) -> tuple[float, ...]:
         beta1, beta2 = self.betas
-        return adam_scalars(self.layout.dtype, t, self.lr, beta1, beta2, self.eps)
+        return adam_scalars(t, self.lr, beta1, beta2, self.eps)

@@ -10,12 +10,12 @@ import numpy as np
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
 from fastoptim.optim.hyperparameters import check_beta, check_learning_rate
-from fastoptim.optim.optimizer import Optimizer, dtype_scalars
+from fastoptim.optim.optimizer import Optimizer
 
 
-def momentum_scalars(dtype: np.dtype, beta: float, lr: float) -> tuple:
-    """Kernel scalars ``(beta, 1 - beta, lr)`` in ``dtype``; ``1 - beta`` is taken in float64."""
-    return dtype_scalars(dtype, beta, 1.0 - beta, lr)
+def momentum_scalars(beta: float, lr: float) -> tuple[float, ...]:
+    """Kernel scalars ``(beta, 1 - beta, lr)``; ``1 - beta`` is taken in float64."""
+    return (beta, 1.0 - beta, lr)
 
 
 class Momentum(Optimizer):
@@ -78,4 +78,4 @@ class Momentum(Optimizer):
         self.lr, self.beta = lr, beta
 
     def _scalars(self, t: int) -> tuple:
-        return momentum_scalars(self.layout.dtype, self.beta, self.lr)
+        return momentum_scalars(self.beta, self.lr)

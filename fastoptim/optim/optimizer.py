@@ -8,7 +8,7 @@ restores everything through ``state_dict``.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
 from fastoptim.optim.hyperparameters import check_step
-from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_segment
+from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_grad
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
 
@@ -45,8 +45,8 @@ class Optimizer:
         """Validate and set every hyper-parameter (raises before setting any)."""
         raise NotImplementedError
 
-    def _scalars(self, t: int) -> tuple:
-        """The kernel's scalar arguments for step ``t``, as scalars of the buffer's dtype."""
+    def _scalars(self, t: int) -> tuple[float, ...]:
+        """The kernel's scalar arguments for step ``t``, as Python floats."""
         raise NotImplementedError
 
     # -- stepping ---------------------------------------------------------------------------
@@ -76,8 +76,12 @@ class Optimizer:
         )
 
     def _flat_segment(self, grad: np.ndarray) -> Segment:
-        params = check_writable(self.params.buffer, "params")
-        return (params, grad, *(state.buffer for state in self.state.values()))
+        return (self._checked_params_buffer(), grad, *self._state_buffers)
+
+    def _checked_params_buffer(self) -> np.ndarray:
+        # The state buffers are the optimizer's own and always writable; the parameter
+        # buffer is shared with the caller, who may have made it read-only.
+        return check_writable(self.params.buffer, "params")
 
     def _flat_grad(self, grad: np.ndarray) -> np.ndarray:
         if grad.shape != (self.layout.size,):
@@ -94,16 +98,45 @@ class Optimizer:
 
     def _layer_segments(self, grads: Mapping[str, np.ndarray]) -> list[Segment]:
         prefix = _grad_key_prefix(grads, self.layout.names)
-        state_keys = list(self.state)
+        self._checked_params_buffer()
         return [
-            layer_segment(
-                self.params[self.params.prefix + name],
-                grads[prefix + name],
-                [state[name] for state in self.state.values()],
-                partial(_object_label, name, prefix + name, state_keys),
+            (
+                flats[0],
+                layer_grad(grads[prefix + name], param, partial(self._label, name, prefix)),
+                *flats[1:],
             )
-            for name in self.layout.names
+            for name, param, flats in self._layer_views
         ]
+
+    @cached_property
+    def _state_buffers(self) -> tuple[np.ndarray, ...]:
+        return tuple(state.buffer for state in self.state.values())
+
+    @cached_property
+    def _layer_views(self) -> list[tuple[str, np.ndarray, Segment]]:
+        """Per layer: its name, its parameter view, and 1-D views ``(param, *state)`` of the
+        buffers. Made once: the buffers live as long as the optimizer and never move."""
+        layers = []
+        for name in self.layout.names:
+            param = self.params[self.params.prefix + name]
+            flats = (param.ravel(), *(state[name].ravel() for state in self.state.values()))
+            layers.append((name, param, flats))
+        return layers
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or pickle must remake its views of its own buffers on first use: a copied
+        # view would be an independent array.
+        state = self.__dict__.copy()
+        state.pop("_state_buffers", None)
+        state.pop("_layer_views", None)
+        return state
+
+    def _label(self, name: str, grad_prefix: str, position: int) -> str:
+        if position == 0:
+            return f"params[{name!r}]"
+        if position == 1:
+            return f"grads[{grad_prefix + name!r}]"
+        return f"state[{list(self.state)[position - 2]!r}][{name!r}]"
 
     # -- saving and restoring ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -147,14 +180,6 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
-
-
-def _object_label(name: str, grad_key: str, state_keys: list[str], position: int) -> str:
-    if position == 0:
-        return f"params[{name!r}]"
-    if position == 1:
-        return f"grads[{grad_key!r}]"
-    return f"state[{state_keys[position - 2]!r}][{name!r}]"
 
 
 def _as_flat_params(params: object) -> FlatParams:
@@ -220,9 +245,3 @@ def _checked_state_array(array: object, label: str, target: np.ndarray) -> np.nd
     if not np.isfinite(array).all():
         raise ValueError(f"{label} holds NaN or Inf; this state cannot continue training")
     return array
-
-
-def dtype_scalars(dtype: np.dtype, *values: float) -> tuple:
-    """Cast float64 scalars computed in Python to the buffer's dtype, once per step."""
-    scalar = dtype.type
-    return tuple(scalar(v) for v in values)

@@ -9,6 +9,7 @@ before the first byte changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -38,23 +39,67 @@ def layer_segment(
 ) -> Segment:
     """One validated segment for one layer: its parameter, gradient and state arrays.
 
-    The parameter and states must be writable C-contiguous float32/float64 arrays; the
-    gradient and states must have exactly the parameter's shape and dtype. A strided
-    gradient is copied once (the kernel needs unit stride); the rest are viewed in place.
+    The parameter and states must be writable, aligned, C-contiguous float32/float64
+    arrays; the gradient and states must have exactly the parameter's shape and dtype. A
+    strided or unaligned gradient is copied once (the kernel needs unit stride); the rest
+    are viewed in place.
     """
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"{describe(0)} must be a numpy array; got {type(param).__name__}")
+    # This runs for every layer on every step of a plain-dict update: one cheap test of the
+    # common case first; anything else goes through the checks that say what is wrong.
+    if type(param) is np.ndarray and is_float_dtype(param.dtype) and _fits(param, grad, states):
+        arrays = cast(Sequence[np.ndarray], states)  # _fits checked they are
+        return (param.ravel(), _kernel_grad(cast(np.ndarray, grad)), *[a.ravel() for a in arrays])
+    return _checked_layer_segment(param, grad, states, describe)
+
+
+def layer_grad(grad: object, param: np.ndarray, describe: Describe) -> np.ndarray:
+    """The 1-D gradient for a parameter already known to be valid (e.g. a FlatParams view)."""
+    if type(grad) is np.ndarray and grad.dtype == param.dtype and grad.shape == param.shape:
+        return _kernel_grad(grad)
+    return _kernel_grad(_like(grad, param, describe, 1))
+
+
+def _fits(param: np.ndarray, grad: object, states: Sequence[object]) -> bool:
+    """True when every array is exactly what the kernel takes as it stands."""
+    dtype, shape = param.dtype, param.shape
+    if not (
+        param.flags.carray  # C-contiguous, aligned and writeable
+        and type(grad) is np.ndarray
+        and grad.dtype == dtype
+        and grad.shape == shape
+    ):
+        return False
+    for state in states:
+        if not (
+            type(state) is np.ndarray
+            and state.dtype == dtype
+            and state.shape == shape
+            and state.flags.carray
+        ):
+            return False
+    return True
+
+
+def _checked_layer_segment(
+    param: object, grad: object, states: Sequence[object], describe: Describe
+) -> Segment:
+    param = _array(param, describe, 0)
     if not is_float_dtype(param.dtype):
         float_dtype(param.dtype, describe(0))  # raises, saying which dtypes work
-    segment = [_writable(param, describe, 0), _like(grad, param, describe, 1).ravel()]
+    segment = [_in_place(param, describe, 0), _kernel_grad(_like(grad, param, describe, 1))]
     for position, state in enumerate(states, start=2):
         # same dtype as the parameter, so only where it may be written remains to check
-        segment.append(_writable(_like(state, param, describe, position), describe, position))
+        segment.append(_in_place(_like(state, param, describe, position), describe, position))
     return tuple(segment)
 
 
-def _writable(array: np.ndarray, describe: Describe, position: int) -> np.ndarray:
-    """The 1-D view of a writable C-contiguous array."""
+def _kernel_grad(grad: np.ndarray) -> np.ndarray:
+    flat = grad.ravel()  # a view when C-contiguous, else a copy
+    return flat if flat.flags.aligned else flat.copy()
+
+
+def _in_place(array: np.ndarray, describe: Describe, position: int) -> np.ndarray:
+    """The 1-D view of an array the kernel may update in place, after checking it."""
     flags = array.flags
     if not flags.writeable:
         check_writable(array, describe(position))  # raises
@@ -63,12 +108,23 @@ def _writable(array: np.ndarray, describe: Describe, position: int) -> np.ndarra
             f"{describe(position)} is not C-contiguous, but the update writes to it in place; "
             "pass np.ascontiguousarray(x)."
         )
+    if not flags.aligned:
+        raise ValueError(
+            f"{describe(position)} is not aligned in memory, but the update writes to it in "
+            "place; pass an aligned copy, np.array(x)."
+        )
     return array.ravel()
 
 
-def _like(array: object, param: np.ndarray, describe: Describe, position: int) -> np.ndarray:
+def _array(array: object, describe: Describe, position: int) -> np.ndarray:
+    """``array`` as a base-class ndarray sharing its memory (np.matrix would stay 2-D)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{describe(position)} must be a numpy array; got {type(array).__name__}")
+    return array if type(array) is np.ndarray else array.view(np.ndarray)
+
+
+def _like(array: object, param: np.ndarray, describe: Describe, position: int) -> np.ndarray:
+    array = _array(array, describe, position)
     if array.dtype != param.dtype:
         label = describe(position)
         float_dtype(array.dtype, label)  # says which dtypes work, if that is the problem
