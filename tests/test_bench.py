@@ -27,11 +27,12 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
         dtype="float64",
         thread_counts=[1],
         budget_seconds=0.05,
-        only=["fastoptim", "fastoptim course dicts", "numpy reference"],
+        only=["fastoptim", "fastoptim kernel alone", "fastoptim course dicts", "numpy reference"],
         progress=False,
         echo=lines.append,
     )
-    names = {"fastoptim", "fastoptim course dicts", "numpy reference", "roof"}
+    names = {"fastoptim", "fastoptim kernel alone", "fastoptim course dicts", "numpy reference"}
+    names.add("roof")
     assert {r["implementation"] for r in rows} == names
     for row in rows:
         assert row["ms_per_step"] > 0
@@ -45,7 +46,10 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
                     * other["speedup_over"][row["implementation"]]
                 )
                 assert product == pytest.approx(1.0)
+        has_overhead = row["python_ms_per_step"] is not None
+        assert has_overhead == (row["implementation"] == "fastoptim")
     assert any("fastoptim speed-up" in line for line in lines)
+    assert sum("fastoptim's Python per step" in line for line in lines) == 2  # one per model
 
     report.write_json(str(tmp_path / "out.json"), rows, "test")
     report.write_csv(str(tmp_path / "out.csv"), rows)
