@@ -12,6 +12,7 @@ Larger models use the flat buffer and the object API::
 """
 
 from fastoptim import reference
+from fastoptim.checkpoint import CheckpointError, load, save
 from fastoptim.compat import (
     initialize_adam,
     initialize_velocity,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam",
+    "CheckpointError",
     "FlatParams",
     "Layout",
     "Momentum",
@@ -35,8 +37,10 @@ __all__ = [
     "get_num_threads",
     "initialize_adam",
     "initialize_velocity",
+    "load",
     "num_threads",
     "reference",
+    "save",
     "set_num_threads",
     "update_parameters_with_adam",
     "update_parameters_with_gd",

@@ -116,7 +116,7 @@ def _many_layers(n_layers: int) -> dict[str, tuple[int, ...]]:
 LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "size 1": {"W1": (1, 1)},
     "size 3": {"W1": (3,)},
-    "size 1,000,003": {"W1": (1000, 1000), "b1": (3, 1)},
+    "size 100,003 (parallel)": {"W1": (100, 1000), "b1": (3, 1)},
     "empty and 0-d layers": {"W1": (2, 0), "scale": (), "b1": (3, 1), "W2": (0,)},
     "one layer": {"W1": (5, 7)},
     "1,000 layers": _many_layers(1000),

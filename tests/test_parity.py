@@ -46,7 +46,7 @@ def test_every_step_matches_reference(algorithm, entry, layout, dtype):
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
 def test_every_hyperparameter_set_matches_reference(algorithm):
-    shapes = LAYOUTS["size 1,000,003"]
+    shapes = LAYOUTS["size 100,003 (parallel)"]
     initial = random_parameters(shapes, seed=2)
     for hp in algorithm.hyperparameter_sets:
         oracle = Reference(algorithm, initial, hp)

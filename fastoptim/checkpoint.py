@@ -1,0 +1,163 @@
+"""Checkpoints: an optimizer's parameters, state, hyper-parameters and step in one file.
+
+The file is an ``.npz`` archive (a zip of ``.npy`` arrays, each with a CRC-32) that loads with
+``allow_pickle=False``, so opening it executes no code:
+
+- ``manifest``: JSON text with the format version, the algorithm, its hyper-parameters, the
+  step ``t`` and the layout (layer names, shapes, dtype);
+- ``params``: the flat parameter buffer;
+- ``state.<name>``: one flat buffer per optimizer state (``exp_avg``, ``velocity``, ...).
+
+Saving is atomic: the archive is written to a temporary file in the same directory, flushed
+to disk, renamed over ``path`` and the directory entry synced, so a crash at any moment
+leaves either the previous checkpoint or the new one. Loading reads and checks everything
+before it writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from fastoptim.flat import FlatParams
+from fastoptim.optim.optimizer import Optimizer
+
+FORMAT = "fastoptim-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, or that does not fit the optimizer."""
+
+
+def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
+    """Write ``optimizer``'s parameters, state, hyper-parameters and ``t`` to ``path``, atomically.
+
+    The previous file at ``path``, if any, stays complete until the new one has been fully
+    written and synced; then it is replaced in one rename.
+    """
+    path = os.path.abspath(os.fspath(path))
+    directory, name = os.path.split(path)
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "algorithm": type(optimizer).__name__,
+        "hyperparameters": optimizer.hyperparameters(),
+        "t": optimizer.t,
+        "layout": optimizer.layout.describe(),
+        "state_names": list(optimizer.state),
+    }
+    arrays = {"manifest": np.array(json.dumps(manifest)), "params": optimizer.params.buffer}
+    arrays.update({f"state.{key}": state.buffer for key, state in optimizer.state.items()})
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            np.savez(file, **arrays)  # type: ignore[arg-type]
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    _sync_directory(directory)
+
+
+def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
+    """Restore what :func:`save` wrote into ``optimizer`` (its parameters too).
+
+    Raises :class:`CheckpointError` for a truncated or corrupted file, a file of another
+    algorithm or layout, or NaN/Inf in it; the optimizer and its parameters are then unchanged.
+    """
+    manifest, params, states = _read(os.fspath(path))
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} is not a fastoptim checkpoint of version {VERSION} "
+            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})"
+        )
+    target = optimizer.params.buffer
+    _check_flat(params, target, f"{path}: params")
+    if not np.isfinite(params).all():
+        raise CheckpointError(f"{path}: params hold NaN or Inf; this checkpoint cannot continue")
+    state: dict[str, dict[str, np.ndarray]] = {}
+    for key, flat in states.items():
+        state[key] = {}
+        if key in optimizer.state:
+            _check_flat(flat, target, f"{path}: state {key!r}")
+            views = FlatParams(optimizer.layout, flat)
+            state[key] = {name: views[name] for name in optimizer.layout.names}
+    state_dict = {
+        "algorithm": manifest.get("algorithm"),
+        "hyperparameters": _hyperparameters(manifest.get("hyperparameters")),
+        "t": manifest.get("t"),
+        "layout": manifest.get("layout"),
+        "state": state,
+    }
+    try:
+        optimizer.load_state_dict(state_dict)  # checks everything, then writes the state
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} does not fit this optimizer: {error}") from error
+    np.copyto(target, params)  # cannot fail: same shape and dtype, checked above
+
+
+def _read(path: str) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
+    """Every array of the file, fully read (so each member's CRC-32 is verified)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            members = {name: archive[name] for name in archive.files}
+        manifest = json.loads(str(members.pop("manifest")))
+        params = members.pop("params")
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise CheckpointError(
+            f"{path} cannot be read as a fastoptim checkpoint (truncated, corrupted or another "
+            f"kind of file): {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}: the manifest is not a JSON object")
+    states = {}
+    for name, array in members.items():
+        if not name.startswith("state."):
+            raise CheckpointError(f"{path}: unexpected entry {name!r}")
+        states[name.removeprefix("state.")] = array
+    return manifest, params, states
+
+
+def _check_flat(array: np.ndarray, target: np.ndarray, label: str) -> None:
+    if array.shape != target.shape or array.dtype != target.dtype:
+        raise CheckpointError(
+            f"{label} is a {array.dtype} array of shape {array.shape}; this optimizer's "
+            f"buffers are {target.dtype} of shape {target.shape} (another model or dtype)"
+        )
+
+
+def _hyperparameters(saved: object) -> object:
+    # JSON has no tuples: betas come back as lists
+    if not isinstance(saved, dict):
+        return saved
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
