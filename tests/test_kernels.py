@@ -139,3 +139,23 @@ def test_a_deep_copied_optimizer_continues_exactly_like_the_original():
     np.testing.assert_array_equal(a.params.buffer, b.params.buffer)
     for key in a.state:
         np.testing.assert_array_equal(a.state[key].buffer, b.state[key].buffer)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+def test_python_float_scalars_round_like_numpy_float32(algorithm):
+    """run() passes Python floats to float32 kernels: Numba's conversion must give the same
+    bits as casting them with np.float32 first (values chosen to need rounding)."""
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(1001).astype(np.float32) for _ in range(2)]
+    arrays += [np.abs(rng.standard_normal(1001)).astype(np.float32)] * algorithm.kernel.n_state
+    arrays = [a.copy() for a in arrays]
+    values = [1 / 3, 0.1, 0.7, 1 / 7, 2 / 3, 0.9, 1e-8][: algorithm.kernel.n_scalars]
+    assert all(float(np.float32(v)) != v for v in values)  # each one is rounded
+    kernel = algorithm.kernel.variant(np.dtype(np.float32), parallel=False)
+    from_python = [a.copy() for a in arrays]
+    from_numpy = [a.copy() for a in arrays]
+    kernel(*from_python, *values)
+    kernel(*from_numpy, *(np.float32(v) for v in values))
+    for a, b in zip(from_python, from_numpy, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(kernel.signatures) == 1

@@ -14,7 +14,6 @@ import fastoptim
 from fastoptim import kernels, reference
 from fastoptim.bench.problems import Problem
 from fastoptim.compat.course_update import CourseUpdate
-from fastoptim.kernels.elementwise import dtype_scalars
 
 LR = 1e-3
 
@@ -165,7 +164,7 @@ class DeepSpeed(Contender):
 def direct_call(kernel: kernels.ElementwiseKernel, segment: tuple, values: tuple):
     """A no-argument function that calls the compiled variant ``kernel.run`` would pick."""
     compiled = kernel.variant_for(segment[0])
-    arguments = (*segment, *dtype_scalars(segment[0].dtype, values))
+    arguments = (*segment, *values)
     return lambda: compiled(*arguments)
 
 

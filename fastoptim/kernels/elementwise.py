@@ -14,15 +14,6 @@ from fastoptim import config
 Segment = Sequence[np.ndarray]
 
 
-def dtype_scalars(dtype: np.dtype, values: Sequence[float]) -> tuple:
-    """Float64 scalars computed in Python, cast to the buffer's dtype once per call.
-
-    For float64 they stay Python floats (the same values), which Numba's dispatcher unboxes
-    faster than numpy scalars."""
-    scalar = float if dtype == np.float64 else dtype.type
-    return tuple(scalar(value) for value in values)
-
-
 class ElementwiseKernel:
     """A loop body ``make_body(loop)`` compiled on first use for each (dtype, parallel) pair.
 
@@ -66,17 +57,14 @@ class ElementwiseKernel:
     def run(self, segments: Sequence[Segment], values: Sequence[float]) -> None:
         """Call the kernel once per segment ``(param, grad, *state)``.
 
-        ``values`` are the scalar arguments as Python floats, computed in float64; each
-        segment gets them cast to its own dtype. The arrays must already be validated 1-D
-        C-contiguous arrays of one dtype per segment: this is the hot path, it checks nothing.
+        ``values`` are the scalar arguments as Python floats, computed in float64. Numba
+        unboxes them straight into the variant's scalar type, rounding to nearest as
+        ``np.float32(value)`` does, so each segment computes in its own dtype without a numpy
+        scalar being made per step. The arrays must already be validated 1-D C-contiguous
+        arrays of one dtype per segment: this is the hot path, it checks nothing.
         """
-        dtype = None
         for segment in segments:
-            param = segment[0]
-            if param.dtype is not dtype:  # dtypes are singletons: usually once per call
-                dtype = param.dtype
-                scalars = dtype_scalars(dtype, values)
-            self.variant_for(param)(*segment, *scalars)
+            self.variant_for(segment[0])(*segment, *values)
 
     def variant_for(self, param: np.ndarray):
         """The variant ``run`` calls for ``param``: its dtype, serial below
