@@ -9,9 +9,16 @@ from functools import partial
 import numpy as np
 
 from fastoptim.flat import FlatParams
-from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_segment
+from fastoptim.optim.segments import (
+    Segment,
+    check_no_shared_memory,
+    check_same_layout,
+    check_writable,
+    layer_segment,
+)
 
 GRAD_PREFIX = "d"
+_DIGITS = "0123456789"
 
 
 def course_zeros(parameters: Mapping[str, np.ndarray]) -> MutableMapping[str, np.ndarray]:
@@ -29,8 +36,14 @@ def course_segments(
     """Validated kernel segments for a drop-in call.
 
     One segment over the whole buffers when every argument is a FlatParams of one layout,
-    else one per layer. Keys in ``grads`` and the states other than ``'d' + name`` are
-    ignored, as the reference ignores them (course backward passes also return dA, dZ).
+    else one per layer. Other keys in ``grads`` and the states are ignored, as the
+    reference ignores them (course backward passes also return ``dA1``, ``dZ1``), except
+    keys shaped like the gradient of a parameter that does not exist (``'dW3'`` when the
+    parameters stop at ``W2``): those mean gradients of another model, and are refused.
+
+    A plain-dict parameter or state that is a strided or unaligned view is replaced in its
+    dict by an updated contiguous copy, as the reference rebinds every entry; this happens
+    only once every check has passed.
     """
     flat_states = [(state, label) for state, label in states if isinstance(state, FlatParams)]
     if (
@@ -41,23 +54,73 @@ def course_segments(
         for mapping, label in [(grads, "grads"), *flat_states]:
             check_same_layout(mapping.layout, parameters.layout, label)
         # a FlatParams buffer is always a C-contiguous 1-D float array: only writability varies
-        return [
-            (
-                check_writable(parameters.buffer, "parameters"),
-                grads.buffer,
-                *(check_writable(state.buffer, label) for state, label in flat_states),
-            )
-        ]
-    state_labels = [label for _, label in states]
-    return [
-        layer_segment(
-            param,
-            _lookup(grads, GRAD_PREFIX + name, "grads", name),
-            [_lookup(state, GRAD_PREFIX + name, label, name) for state, label in states],
-            partial(_course_label, name, state_labels),
+        segment = (
+            check_writable(parameters.buffer, "parameters"),
+            grads.buffer,
+            *(check_writable(state.buffer, label) for state, label in flat_states),
         )
-        for name, param in parameters.items()
-    ]
+        labels = ["parameters", "grads", *(label for _, label in flat_states)]
+        check_no_shared_memory(segment, labels.__getitem__)
+        return [segment]
+    stems = _parameter_stems(parameters)
+    for container, label in [(grads, "grads"), *states]:
+        if not isinstance(container, FlatParams):
+            _refuse_stray_gradients(container, parameters, stems, label)
+    state_labels = [label for _, label in states]
+    rebinds: list[tuple[MutableMapping, str, np.ndarray]] = []
+    segments = []
+    for name, param in parameters.items():
+        key = GRAD_PREFIX + name
+        layer_states = [
+            _unit_stride(state, key, _lookup(state, key, label, name), rebinds)
+            for state, label in states
+        ]
+        segments.append(
+            layer_segment(
+                _unit_stride(parameters, name, param, rebinds),
+                _lookup(grads, key, "grads", name),
+                layer_states,
+                partial(_course_label, name, state_labels),
+            )
+        )
+    for container, key, copy in rebinds:
+        container[key] = copy
+    return segments
+
+
+def _parameter_stems(parameters: Mapping) -> frozenset[str]:
+    """The letter stems of parameter names that end in a layer number: {'W', 'b'}."""
+    return frozenset(stem for name in parameters for stem in [name.rstrip(_DIGITS)] if stem != name)
+
+
+def _refuse_stray_gradients(
+    mapping: Mapping, parameters: Mapping, stems: frozenset[str], label: str
+) -> None:
+    for key in mapping:
+        name = key[len(GRAD_PREFIX) :] if key.startswith(GRAD_PREFIX) else None
+        if name is None or name in parameters:
+            continue
+        stem = name.rstrip(_DIGITS)
+        if stem != name and stem in stems:
+            raise KeyError(
+                f"{label} has {key!r} but there is no parameters[{name!r}]: {label} was made "
+                f"for another model. Build it from these parameters (layers: {list(parameters)[:8]})."
+            )
+
+
+def _unit_stride(mapping: Mapping, key: str, array: object, rebinds: list) -> object:
+    """``array``, or a C-contiguous copy to put in its place (recorded in ``rebinds``) when
+    it is a writable strided or unaligned view the kernel cannot update in place."""
+    if (
+        isinstance(array, np.ndarray)
+        and isinstance(mapping, MutableMapping)
+        and array.flags.writeable
+        and not (array.flags.c_contiguous and array.flags.aligned)
+    ):
+        copy = np.array(array, order="C")
+        rebinds.append((mapping, key, copy))
+        return copy
+    return array
 
 
 def _course_label(name: str, state_labels: list[str], position: int) -> str:

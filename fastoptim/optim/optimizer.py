@@ -16,7 +16,13 @@ import numpy as np
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
 from fastoptim.optim.hyperparameters import check_step
-from fastoptim.optim.segments import Segment, check_same_layout, check_writable, layer_grad
+from fastoptim.optim.segments import (
+    Segment,
+    check_no_shared_memory,
+    check_same_layout,
+    check_writable,
+    layer_grad,
+)
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
 
@@ -76,7 +82,9 @@ class Optimizer:
         )
 
     def _flat_segment(self, grad: np.ndarray) -> Segment:
-        return (self._checked_params_buffer(), grad, *self._state_buffers)
+        segment = (self._checked_params_buffer(), grad, *self._state_buffers)
+        check_no_shared_memory(segment, partial(self._label, None, ""))
+        return segment
 
     def _checked_params_buffer(self) -> np.ndarray:
         # The state buffers are the optimizer's own and always writable; the parameter
@@ -99,14 +107,13 @@ class Optimizer:
     def _layer_segments(self, grads: Mapping[str, np.ndarray]) -> list[Segment]:
         prefix = _grad_key_prefix(grads, self.layout.names)
         self._checked_params_buffer()
-        return [
-            (
-                flats[0],
-                layer_grad(grads[prefix + name], param, partial(self._label, name, prefix)),
-                *flats[1:],
-            )
-            for name, param, flats in self._layer_views
-        ]
+        segments = []
+        for name, param, flats in self._layer_views:
+            describe = partial(self._label, name, prefix)
+            segment = (flats[0], layer_grad(grads[prefix + name], param, describe), *flats[1:])
+            check_no_shared_memory(segment, describe)
+            segments.append(segment)
+        return segments
 
     @cached_property
     def _state_buffers(self) -> tuple[np.ndarray, ...]:
@@ -131,12 +138,14 @@ class Optimizer:
         state.pop("_layer_views", None)
         return state
 
-    def _label(self, name: str, grad_prefix: str, position: int) -> str:
+    def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
+        """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""
+        layer = "" if name is None else f"[{name!r}]"
         if position == 0:
-            return f"params[{name!r}]"
+            return f"params{layer}"
         if position == 1:
-            return f"grads[{grad_prefix + name!r}]"
-        return f"state[{list(self.state)[position - 2]!r}][{name!r}]"
+            return "grads" if name is None else f"grads[{grad_prefix + name!r}]"
+        return f"state[{list(self.state)[position - 2]!r}]{layer}"
 
     # -- saving and restoring ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

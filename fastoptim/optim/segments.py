@@ -40,16 +40,47 @@ def layer_segment(
     """One validated segment for one layer: its parameter, gradient and state arrays.
 
     The parameter and states must be writable, aligned, C-contiguous float32/float64
-    arrays; the gradient and states must have exactly the parameter's shape and dtype. A
-    strided or unaligned gradient is copied once (the kernel needs unit stride); the rest
-    are viewed in place.
+    arrays; the gradient and states must have exactly the parameter's shape and dtype, and
+    no two of them may share memory (the kernel writes the parameter and states while it
+    reads them all). A strided or unaligned gradient is copied once (the kernel needs unit
+    stride); the rest are viewed in place.
     """
     # This runs for every layer on every step of a plain-dict update: one cheap test of the
     # common case first; anything else goes through the checks that say what is wrong.
     if type(param) is np.ndarray and is_float_dtype(param.dtype) and _fits(param, grad, states):
-        arrays = cast(Sequence[np.ndarray], states)  # _fits checked they are
-        return (param.ravel(), _kernel_grad(cast(np.ndarray, grad)), *[a.ravel() for a in arrays])
+        arrays = (param, cast(np.ndarray, grad), *cast(Sequence[np.ndarray], states))
+        check_no_shared_memory(arrays, describe)
+        return (param.ravel(), _kernel_grad(arrays[1]), *[a.ravel() for a in arrays[2:]])
     return _checked_layer_segment(param, grad, states, describe)
+
+
+def check_no_shared_memory(arrays: Sequence[np.ndarray], describe: Describe) -> None:
+    """Raise ``ValueError`` if two of ``arrays`` (param, grad, *state) overlap in memory.
+
+    Arrays can only overlap when they hang off the same memory owner, which is cheap to
+    find; only those pairs get numpy's exact overlap test.
+    """
+    owners = [_memory_owner(array) for array in arrays]
+    if len(set(map(id, owners))) == len(owners):
+        return
+    for later in range(1, len(arrays)):
+        for earlier in range(later):
+            if owners[earlier] is owners[later] and np.shares_memory(
+                arrays[earlier], arrays[later]
+            ):
+                raise ValueError(
+                    f"{describe(later)} shares memory with {describe(earlier)}; the update "
+                    "writes the parameter and its state in place while reading the gradient, "
+                    "so none may overlap. Pass a copy, e.g. np.array(x)."
+                )
+
+
+def _memory_owner(array: np.ndarray) -> object:
+    """The object that owns ``array``'s memory: the end of its chain of bases."""
+    owner: object = array
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return owner
 
 
 def layer_grad(grad: object, param: np.ndarray, describe: Describe) -> np.ndarray:
@@ -83,13 +114,16 @@ def _fits(param: np.ndarray, grad: object, states: Sequence[object]) -> bool:
 def _checked_layer_segment(
     param: object, grad: object, states: Sequence[object], describe: Describe
 ) -> Segment:
-    param = _array(param, describe, 0)
-    if not is_float_dtype(param.dtype):
-        float_dtype(param.dtype, describe(0))  # raises, saying which dtypes work
-    segment = [_in_place(param, describe, 0), _kernel_grad(_like(grad, param, describe, 1))]
-    for position, state in enumerate(states, start=2):
+    checked_param = _array(param, describe, 0)
+    if not is_float_dtype(checked_param.dtype):
+        float_dtype(checked_param.dtype, describe(0))  # raises, saying which dtypes work
+    arrays = [checked_param, _like(grad, checked_param, describe, 1)]
+    arrays += [_like(state, checked_param, describe, i) for i, state in enumerate(states, 2)]
+    segment = [_in_place(checked_param, describe, 0), _kernel_grad(arrays[1])]
+    for position, state in enumerate(arrays[2:], start=2):
         # same dtype as the parameter, so only where it may be written remains to check
-        segment.append(_in_place(_like(state, param, describe, position), describe, position))
+        segment.append(_in_place(state, describe, position))
+    check_no_shared_memory(arrays, describe)
     return tuple(segment)
 
 
