@@ -3,12 +3,19 @@
 import numpy as np
 
 import fastoptim
-from fastoptim.bench.contenders import CourseDicts, FastoptimFlat, Reference, Roof
+from fastoptim.bench.contenders import (
+    CourseDicts,
+    FastoptimFlat,
+    FastoptimGuarded,
+    Reference,
+    Roof,
+)
 from fastoptim.bench.problems import Problem, model_shapes
 
 ALGORITHMS = ("adam", "momentum")
 CONTENDERS = {
     "flat": FastoptimFlat,
+    "flat_checked": FastoptimGuarded,
     "course_dicts": CourseDicts,
     "reference": Reference,
     "roof": Roof,

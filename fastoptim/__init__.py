@@ -21,7 +21,7 @@ from fastoptim.compat import (
     update_parameters_with_momentum,
 )
 from fastoptim.flat import FlatParams, Layout, flatten
-from fastoptim.optim import Adam, Momentum, Optimizer
+from fastoptim.optim import Adam, Momentum, NonFiniteGradientError, Optimizer
 from fastoptim.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ __all__ = [
     "FlatParams",
     "Layout",
     "Momentum",
+    "NonFiniteGradientError",
     "Optimizer",
     "flatten",
     "get_num_threads",

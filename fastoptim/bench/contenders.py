@@ -41,20 +41,35 @@ class Contender:
 
 
 class FastoptimFlat(Contender):
+    """The object API on the flat buffer, without the NaN/Inf check: the same work as the
+    peers, none of which checks gradients."""
+
     name = "fastoptim"
+    nonfinite = "ignore"
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         self.params = fastoptim.flatten(parameters)
         self.grads = self.params.zeros_like(prefix="d")
         for key, value in grads.items():
             self.grads[key] = value
+        self.optimizer: fastoptim.Optimizer
         if problem.algorithm == "adam":
-            self.optimizer: fastoptim.Optimizer = fastoptim.Adam(self.params, lr=LR)
+            self.optimizer = fastoptim.Adam(self.params, lr=LR, nonfinite=self.nonfinite)
         else:
-            self.optimizer = fastoptim.Momentum(self.params, lr=LR, beta=0.9)
+            self.optimizer = fastoptim.Momentum(
+                self.params, lr=LR, beta=0.9, nonfinite=self.nonfinite
+            )
 
     def step(self) -> None:
         self.optimizer.step(self.grads)
+
+
+class FastoptimGuarded(FastoptimFlat):
+    """The object API as constructed by default: every step first checks the gradients
+    for NaN/Inf (one more read of them)."""
+
+    name = "fastoptim, NaN/Inf check"
+    nonfinite = "skip"
 
 
 class KernelAlone(FastoptimFlat):
@@ -184,6 +199,7 @@ def torch_parameters(problem: Problem, parameters: Arrays, grads: Arrays) -> lis
 def all_contenders() -> list[Contender]:
     return [
         FastoptimFlat(),
+        FastoptimGuarded(),
         KernelAlone(),
         CourseDicts(),
         Reference(),

@@ -2,6 +2,7 @@
 
 from fastoptim.optim.adam import Adam
 from fastoptim.optim.momentum import Momentum
+from fastoptim.optim.nonfinite import NonFiniteGradientError
 from fastoptim.optim.optimizer import Optimizer
 
-__all__ = ["Adam", "Momentum", "Optimizer"]
+__all__ = ["Adam", "Momentum", "NonFiniteGradientError", "Optimizer"]

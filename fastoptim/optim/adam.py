@@ -68,6 +68,9 @@ class Adam(Optimizer):
         Decay rates of the two moments, each in [0, 1).
     eps : float
         Added to the denominator, finite and > 0.
+    nonfinite, max_consecutive_skips
+        What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
+        or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
 
     References
     ----------
@@ -95,9 +98,12 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        *,
+        nonfinite: str = "skip",
+        max_consecutive_skips: int | None = 10,
     ) -> None:
         self._set_hyperparameters(lr=lr, betas=betas, eps=eps)
-        super().__init__(params)
+        super().__init__(params, nonfinite, max_consecutive_skips)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps}

@@ -46,6 +46,9 @@ class Momentum(Optimizer):
         Learning rate, finite and >= 0.
     beta : float
         Momentum coefficient in [0, 1).
+    nonfinite, max_consecutive_skips
+        What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
+        or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
 
     Examples
     --------
@@ -66,9 +69,12 @@ class Momentum(Optimizer):
         params: FlatParams | MutableMapping[str, np.ndarray],
         lr: float = 0.01,
         beta: float = 0.9,
+        *,
+        nonfinite: str = "skip",
+        max_consecutive_skips: int | None = 10,
     ) -> None:
         self._set_hyperparameters(lr=lr, beta=beta)
-        super().__init__(params)
+        super().__init__(params, nonfinite, max_consecutive_skips)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta": self.beta}

@@ -16,6 +16,7 @@ import numpy as np
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
 from fastoptim.optim.hyperparameters import check_step
+from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.optim.segments import (
     Segment,
     check_no_shared_memory,
@@ -34,7 +35,13 @@ class Optimizer:
     kernel: ClassVar[ElementwiseKernel]
     state_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params: FlatParams | MutableMapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        params: FlatParams | MutableMapping[str, np.ndarray],
+        nonfinite: str = "skip",
+        max_consecutive_skips: int | None = 10,
+    ) -> None:
+        self.nonfinite = NonFiniteGuard(nonfinite, max_consecutive_skips)
         self.params: FlatParams = _as_flat_params(params)
         self.layout = self.params.layout
         self.state: dict[str, FlatParams] = {
@@ -62,9 +69,12 @@ class Optimizer:
         ``grads`` is a FlatParams with this layout (one kernel call over the whole buffer),
         a flat array of ``layout.size`` elements, or a dict keyed like the parameters
         (``'W1'``) or the course way (``'dW1'``), updated layer by layer. Everything is
-        checked before anything changes.
+        checked before anything changes. Gradients holding NaN or Inf are handled as the
+        ``nonfinite`` policy says (by default the step is skipped; see NonFiniteGuard).
         """
         segments = self._segments(grads)
+        if not self.nonfinite.allows([s[1] for s in segments], partial(_offending, self, segments)):
+            return
         scalars = self._scalars(self.t + 1)
         self.kernel.run(segments, scalars)
         self.t += 1
@@ -189,6 +199,16 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
+
+
+def _offending(optimizer: Optimizer, segments: list[Segment]) -> list[str]:
+    """The layers whose gradients hold NaN or Inf (one flat segment or one per layer)."""
+    names = optimizer.layout.names
+    if len(segments) == len(names):
+        grads = [segment[1] for segment in segments]
+    else:  # one segment over the whole buffer
+        grads = [segments[0][1][optimizer.layout.span(name)] for name in names]
+    return [name for name, grad in zip(names, grads, strict=True) if not np.isfinite(grad).all()]
 
 
 def _as_flat_params(params: object) -> FlatParams:
