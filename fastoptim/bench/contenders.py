@@ -68,7 +68,7 @@ class FastoptimGuarded(FastoptimFlat):
     """The object API as constructed by default: every step first checks the gradients
     for NaN/Inf (one more read of them)."""
 
-    name = "fastoptim, NaN/Inf check"
+    name = "fastoptim checked"
     nonfinite = "skip"
 
 

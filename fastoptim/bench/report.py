@@ -96,7 +96,7 @@ def _short(name: str) -> str:
     return {
         "fastoptim": "fastopt",
         "fastoptim kernel alone": "kernel",
-        "fastoptim, NaN/Inf check": "checked",
+        "fastoptim checked": "checked",
         "fastoptim course dicts": "dicts",
         "numpy reference": "numpy",
         "roof": "roof",

@@ -11,34 +11,47 @@ from numba import types
 
 from fastoptim.kernels.elementwise import ElementwiseKernel
 
+# A float is NaN or +-Inf exactly when all its exponent bits are set. The check reads the
+# floats' bits as unsigned integers of the same width.
+_BITS: dict[np.dtype, np.dtype] = {
+    np.dtype(np.float32): np.dtype(np.uint32),
+    np.dtype(np.float64): np.dtype(np.uint64),
+}
+_EXPONENT_MASK: dict[np.dtype, np.unsignedinteger] = {
+    np.dtype(np.float32): np.uint32(0x7F80_0000),
+    np.dtype(np.float64): np.uint64(0x7FF0_0000_0000_0000),
+}
 
-def _nan_if_nonfinite_body(loop):
-    def nan_if_nonfinite(grad):
-        # g - g is 0 for every finite g and NaN for NaN or +-Inf; a sum of zeros stays 0 and
-        # a NaN anywhere makes it NaN, whatever order the threads add in. No branch: the loop
-        # vectorises like the updates do.
-        total = 0.0
-        for i in loop(grad.size):
-            g = grad[i]
-            total += g - g
-        return total
 
-    return nan_if_nonfinite
+def _all_finite_body(loop):
+    def all_finite(bits, exponent_mask):
+        # (bits & mask) ^ mask is 0 only for NaN/Inf; min over all elements is an integer
+        # reduction: it vectorises, and its answer is the same for any split into threads.
+        smallest = exponent_mask
+        for i in loop(bits.size):
+            smallest = min(smallest, (bits[i] & exponent_mask) ^ exponent_mask)
+        return smallest != 0
+
+    return all_finite
 
 
 class FiniteCheck(ElementwiseKernel):
-    """``all_finite(arrays)``: whether every element of every array is finite."""
+    """``all_finite(arrays)``: whether every element of every float array is finite."""
 
     def __init__(self) -> None:
-        super().__init__(_nan_if_nonfinite_body, n_state=0, n_scalars=0)
+        super().__init__(_all_finite_body, n_state=0, n_scalars=0)
 
     def signature(self, dtype: np.dtype):
-        array = types.Array(numba.from_dtype(dtype), 1, "C", readonly=True)
-        return types.float64(array)
+        bits = numba.from_dtype(_BITS[np.dtype(dtype)])
+        return types.boolean(types.Array(bits, 1, "C", readonly=True), bits)
 
     def all_finite(self, arrays: Iterable[np.ndarray]) -> bool:
-        """True when no array holds NaN or Inf (1-D C-contiguous float arrays)."""
-        return all(self.variant_for(array)(array) == 0.0 for array in arrays)
+        """True when no array holds NaN or Inf (1-D C-contiguous float32/float64 arrays)."""
+        for array in arrays:
+            dtype = array.dtype
+            if not self.variant_for(array)(array.view(_BITS[dtype]), _EXPONENT_MASK[dtype]):
+                return False
+        return True
 
 
 finite = FiniteCheck()
