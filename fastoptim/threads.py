@@ -1,12 +1,16 @@
-"""How many threads the parallel kernels use."""
+"""How many threads the parallel kernels use, and what happens in a forked child."""
 
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numba
+
+from fastoptim import config
 
 
 def get_num_threads() -> int:
@@ -37,3 +41,14 @@ def num_threads(n: int) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+def _serial_after_fork() -> None:
+    # Numba's OpenMP thread pool does not survive fork(): a forked child that started a
+    # parallel kernel would be terminated. Children of a process that imported fastoptim
+    # (data-loader workers, for instance) run every kernel's serial twin instead, which
+    # gives the same bits.
+    config.SERIAL_BELOW = sys.maxsize
+
+
+os.register_at_fork(after_in_child=_serial_after_fork)
