@@ -13,7 +13,7 @@ from registry import (
     random_grads,
     random_parameters,
 )
-from tolerances import assert_bit_identical, assert_matches_reference
+from tolerances import OperandScales, assert_bit_identical, compare_with_reference
 
 STEPS = 100
 
@@ -41,7 +41,7 @@ def test_every_step_matches_reference(algorithm, entry, layout, dtype):
         oracle.step(grads, t)
         fast.step(grads, t)
         scales.update(grads, before, oracle.current()[0])
-        _compare(fast, oracle, algorithm, dtype, t, scales)
+        compare_with_reference(fast, oracle, algorithm, dtype, t, scales)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
@@ -56,7 +56,7 @@ def test_every_hyperparameter_set_matches_reference(algorithm):
             grads = random_grads(shapes, rng)
             oracle.step(grads, t)
             fast.step(grads, t)
-            _compare(fast, oracle, algorithm, np.float64, t, OperandScales())
+            compare_with_reference(fast, oracle, algorithm, np.float64, t, OperandScales())
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -88,38 +88,6 @@ def test_entry_points_are_bit_identical(algorithm, dtype):
                     np.testing.assert_array_equal(
                         state[key], first_state[key], err_msg=f"{name}: {key}"
                     )
-
-
-class OperandScales:
-    """The largest gradient and per-step parameter change seen so far (see tolerances.py)."""
-
-    def __init__(self) -> None:
-        self.grad = 0.0
-        self.change: dict[str, float] = {}
-
-    def update(self, grads, before, after) -> None:
-        self.grad = max([self.grad, *(float(np.max(np.abs(g), initial=0)) for g in grads.values())])
-        for key in after:
-            change = float(np.max(np.abs(after[key] - before[key]), initial=0))
-            self.change[key] = max(self.change.get(key, 0.0), change)
-
-
-def _compare(fast, oracle, algorithm, dtype, t, scales):
-    params, states = fast.current()
-    ref_params, ref_states = oracle.current()
-    assert list(params) == list(ref_params), "keys and their order are kept"
-    assert all(params[key].dtype == dtype for key in ref_params)
-    exact = algorithm.bit_identical_float64 and dtype == np.float64
-    pairs = [(params, ref_params, lambda key: scales.change.get(key, 0.0))]
-    for state, ref_state, power in zip(
-        states, ref_states, algorithm.state_grad_powers, strict=True
-    ):
-        pairs.append((state, ref_state, lambda key, power=power: scales.grad**power))
-    for actual, expected, operand_scale in pairs:
-        if exact:
-            assert_bit_identical(actual, expected, f"step {t}")
-        else:
-            assert_matches_reference(actual, expected, t, f"step {t}", operand_scale)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)

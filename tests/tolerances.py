@@ -73,3 +73,37 @@ def assert_bit_identical(actual, expected, label: str) -> None:
         for key in keys:  # only now pay for the report
             np.testing.assert_array_equal(actual[key], expected[key], err_msg=f"{label}: {key}")
         raise AssertionError(f"{label}: arrays differ")
+
+
+class OperandScales:
+    """The largest gradient and per-step parameter change seen so far (see tolerances.py)."""
+
+    def __init__(self) -> None:
+        self.grad = 0.0
+        self.change: dict[str, float] = {}
+
+    def update(self, grads, before, after) -> None:
+        self.grad = max([self.grad, *(float(np.max(np.abs(g), initial=0)) for g in grads.values())])
+        for key in after:
+            change = float(np.max(np.abs(after[key] - before[key]), initial=0))
+            self.change[key] = max(self.change.get(key, 0.0), change)
+
+
+def compare_with_reference(fast, oracle, algorithm, dtype, t, scales) -> None:
+    """Parameters and states of entry point ``fast`` against the float64 ``oracle`` after
+    step ``t``: bit for bit where the algorithm promises it, else within the bounds above."""
+    params, states = fast.current()
+    ref_params, ref_states = oracle.current()
+    assert list(params) == list(ref_params), "keys and their order are kept"
+    assert all(params[key].dtype == dtype for key in ref_params)
+    exact = algorithm.bit_identical_float64 and dtype == np.float64
+    pairs = [(params, ref_params, lambda key: scales.change.get(key, 0.0))]
+    for state, ref_state, power in zip(
+        states, ref_states, algorithm.state_grad_powers, strict=True
+    ):
+        pairs.append((state, ref_state, lambda key, power=power: scales.grad**power))
+    for actual, expected, operand_scale in pairs:
+        if exact:
+            assert_bit_identical(actual, expected, f"step {t}")
+        else:
+            assert_matches_reference(actual, expected, t, f"step {t}", operand_scale)
