@@ -411,6 +411,12 @@ OBJECT_CASES = [
         r"params is read-only" + FIX,
     ),
     (
+        "read-only state buffer",
+        lambda c: setattr(next(iter(c["opt"].state.values())).buffer.flags, "writeable", False),
+        ValueError,
+        r"state\[.*\] is read-only" + FIX,
+    ),
+    (
         "not arrays",
         lambda c: c.update(grads=[1.0, 2.0]),
         TypeError,

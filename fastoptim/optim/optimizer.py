@@ -92,14 +92,17 @@ class Optimizer:
         )
 
     def _flat_segment(self, grad: np.ndarray) -> Segment:
-        segment = (self._checked_params_buffer(), grad, *self._state_buffers)
+        self._check_buffers_writable()
+        segment = (self.params.buffer, grad, *self._state_buffers)
         check_no_shared_memory(segment, partial(self._label, None, ""))
         return segment
 
-    def _checked_params_buffer(self) -> np.ndarray:
-        # The state buffers are the optimizer's own and always writable; the parameter
-        # buffer is shared with the caller, who may have made it read-only.
-        return check_writable(self.params.buffer, "params")
+    def _check_buffers_writable(self) -> None:
+        # The buffers are shared with the caller (opt.params, opt.state), who may have made
+        # one read-only; the per-layer views made earlier would not know.
+        check_writable(self.params.buffer, "params")
+        for key, state in self.state.items():
+            check_writable(state.buffer, f"state[{key!r}]")
 
     def _flat_grad(self, grad: np.ndarray) -> np.ndarray:
         if grad.shape != (self.layout.size,):
@@ -116,7 +119,7 @@ class Optimizer:
 
     def _layer_segments(self, grads: Mapping[str, np.ndarray]) -> list[Segment]:
         prefix = _grad_key_prefix(grads, self.layout.names)
-        self._checked_params_buffer()
+        self._check_buffers_writable()
         segments = []
         for name, param, flats in self._layer_views:
             describe = partial(self._label, name, prefix)
