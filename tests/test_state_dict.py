@@ -62,7 +62,14 @@ def test_state_dict_contents():
     opt.step(grads_at(1, model(np.float32)))
     sd = opt.state_dict()
     assert sd["algorithm"] == "Adam"
-    assert sd["hyperparameters"] == {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6}
+    assert sd["hyperparameters"] == {
+        "lr": 0.01,
+        "betas": (0.8, 0.99),
+        "eps": 1e-6,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "maximize": False,
+    }
     assert sd["t"] == 1
     assert sd["layout"] == {
         "names": ["W1", "b1", "W2", "scale"],

@@ -1,26 +1,70 @@
-"""The Adam update (Kingma & Ba, Algorithm 1), one pass over the flat buffer."""
+"""Adam and AdamW (Kingma & Ba, Algorithm 1; Loshchilov & Hutter), one pass over the buffer.
 
+One loop serves Adam, Adam with L2 weight decay, AdamW and maximize: those are scalars. The
+AMSGrad variant keeps a third state buffer, so it is its own kernel.
+"""
+
+import numba
 import numpy as np
 
 from fastoptim.kernels.elementwise import ElementwiseKernel
 
 
+@numba.njit(inline="always")
+def adam_moments(p, g, m, v, sign, weight_decay, decay, beta1, omb1, beta2, omb2):
+    """One element's gradient, decayed parameter and new moments.
+
+    ``g = sign * g (+ weight_decay * p)``: maximize flips the sign, Adam's L2 decay joins
+    the gradient. ``p = decay * p``: AdamW's decoupled decay (``1 - lr * weight_decay``).
+    Options that are off cost no arithmetic, so the course Adam keeps its exact numbers.
+    """
+    g = sign * g
+    if weight_decay != 0.0:
+        g = g + weight_decay * p
+    if decay != 1.0:
+        p = p * decay
+    return p, beta1 * m + omb1 * g, beta2 * v + omb2 * (g * g)
+
+
 def _adam_body(loop):
     def adam(
         param, grad, exp_avg, exp_avg_sq,
-        beta1, one_minus_beta1, beta2, one_minus_beta2,
+        sign, weight_decay, decay, beta1, omb1, beta2, omb2,
         step_size, inv_bias_correction2_sqrt, eps,
     ):  # fmt: skip
         # Mutates param, exp_avg, exp_avg_sq in place; assumes equal-length 1-D arrays.
         for i in loop(param.size):
-            g = grad[i]
-            m = beta1 * exp_avg[i] + one_minus_beta1 * g
-            v = beta2 * exp_avg_sq[i] + one_minus_beta2 * (g * g)
+            p, m, v = adam_moments(
+                param[i], grad[i], exp_avg[i], exp_avg_sq[i],
+                sign, weight_decay, decay, beta1, omb1, beta2, omb2,
+            )  # fmt: skip
             exp_avg[i] = m
             exp_avg_sq[i] = v
-            param[i] = param[i] - step_size * (m / (np.sqrt(v) * inv_bias_correction2_sqrt + eps))
+            param[i] = p - step_size * (m / (np.sqrt(v) * inv_bias_correction2_sqrt + eps))
 
     return adam
 
 
-adam = ElementwiseKernel(_adam_body, n_state=2, n_scalars=7)
+def _adam_amsgrad_body(loop):
+    def adam_amsgrad(
+        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+        sign, weight_decay, decay, beta1, omb1, beta2, omb2,
+        step_size, inv_bias_correction2_sqrt, eps,
+    ):  # fmt: skip
+        # As adam, but the denominator uses the largest second moment seen so far.
+        for i in loop(param.size):
+            p, m, v = adam_moments(
+                param[i], grad[i], exp_avg[i], exp_avg_sq[i],
+                sign, weight_decay, decay, beta1, omb1, beta2, omb2,
+            )  # fmt: skip
+            exp_avg[i] = m
+            exp_avg_sq[i] = v
+            v_max = max(max_exp_avg_sq[i], v)
+            max_exp_avg_sq[i] = v_max
+            param[i] = p - step_size * (m / (np.sqrt(v_max) * inv_bias_correction2_sqrt + eps))
+
+    return adam_amsgrad
+
+
+adam = ElementwiseKernel(_adam_body, n_state=2, n_scalars=10)
+adam_amsgrad = ElementwiseKernel(_adam_amsgrad_body, n_state=3, n_scalars=10)

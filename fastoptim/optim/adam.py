@@ -1,29 +1,49 @@
-"""Adam (Kingma & Ba, 2015, Algorithm 1)."""
+"""Adam (Kingma & Ba, 2015, Algorithm 1) and AdamW, with torch.optim's arguments."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
-from fastoptim.optim.hyperparameters import check_betas, check_epsilon, check_learning_rate
+from fastoptim.optim.hyperparameters import (
+    check_betas,
+    check_epsilon,
+    check_flag,
+    check_learning_rate,
+    check_nonnegative,
+)
 from fastoptim.optim.optimizer import Optimizer
 
 
-def adam_scalars(t: int, lr: float, beta1: float, beta2: float, eps: float) -> tuple[float, ...]:
+def adam_scalars(
+    t: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+    maximize: bool = False,
+) -> tuple[float, ...]:
     """Kernel scalars for step ``t``, computed in float64 from ``t`` directly.
 
     ``step_size = lr / (1 - beta1**t)`` and ``1 / sqrt(1 - beta2**t)`` fold both bias
     corrections into two scalars, so the kernel computes
     ``lr * m_hat / (sqrt(v_hat) + eps)`` as ``step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+    Weight decay goes into the gradient (Adam, L2) or scales the parameter by
+    ``1 - lr * weight_decay`` first (AdamW, ``decoupled``).
     """
     bias_correction1 = 1.0 - beta1**t
     bias_correction2 = 1.0 - beta2**t
     return (
+        -1.0 if maximize else 1.0,
+        0.0 if decoupled else weight_decay,
+        1.0 - lr * weight_decay if decoupled else 1.0,
         beta1,
         1.0 - beta1,
         beta2,
@@ -68,6 +88,13 @@ class Adam(Optimizer):
         Decay rates of the two moments, each in [0, 1).
     eps : float
         Added to the denominator, finite and > 0.
+    weight_decay : float
+        L2 penalty added to the gradient, :math:`g_t + \lambda \theta_{t-1}` (default 0).
+    amsgrad : bool
+        Divide by the largest :math:`\hat v` seen so far (Reddi et al., 2018); keeps
+        ``state['max_exp_avg_sq']``.
+    maximize : bool
+        Ascend instead of descend (the gradient's sign is flipped).
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
         or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
@@ -89,8 +116,7 @@ class Adam(Optimizer):
            [0.9, 0.9]])
     """
 
-    kernel = kernels.adam
-    state_names = ("exp_avg", "exp_avg_sq")
+    decoupled: ClassVar[bool] = False  # AdamW: decay the parameter, not the gradient
 
     def __init__(
         self,
@@ -98,20 +124,94 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
         *,
+        maximize: bool = False,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
     ) -> None:
-        self._set_hyperparameters(lr=lr, betas=betas, eps=eps)
+        self.amsgrad = check_flag(amsgrad, "amsgrad")
+        self._set_hyperparameters(lr, betas, eps, weight_decay, amsgrad, maximize)
+        # AMSGrad keeps the largest second moment seen: one more buffer, its own kernel
+        self.kernel = kernels.adam_amsgrad if self.amsgrad else kernels.adam
+        self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
         super().__init__(params, nonfinite, max_consecutive_skips)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "betas": self.betas, "eps": self.eps}
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "amsgrad": self.amsgrad,
+            "maximize": self.maximize,
+        }
 
-    def _set_hyperparameters(self, lr: float, betas: tuple[float, float], eps: float) -> None:
-        checked = check_learning_rate(lr, "lr"), check_betas(betas, "betas"), check_epsilon(eps)
-        self.lr, self.betas, self.eps = checked
+    def _set_hyperparameters(
+        self,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
+        amsgrad: bool,
+        maximize: bool,
+    ) -> None:
+        checked = (
+            check_learning_rate(lr, "lr"),
+            check_betas(betas, "betas"),
+            check_epsilon(eps),
+            check_nonnegative(weight_decay, "weight_decay"),
+            check_flag(maximize, "maximize"),
+        )
+        if check_flag(amsgrad, "amsgrad") != self.amsgrad:
+            raise ValueError(
+                f"amsgrad={amsgrad} does not match this optimizer (amsgrad={self.amsgrad}): "
+                "it decides which state buffers exist; construct the optimizer with it"
+            )
+        self.lr, self.betas, self.eps, self.weight_decay, self.maximize = checked
 
     def _scalars(self, t: int) -> tuple[float, ...]:
         beta1, beta2 = self.betas
-        return adam_scalars(t, self.lr, beta1, beta2, self.eps)
+        return adam_scalars(
+            t, self.lr, beta1, beta2, self.eps, self.weight_decay, self.decoupled, self.maximize
+        )
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
+
+    Each step first scales every parameter by :math:`1 - \eta \lambda` (``lr`` times
+    ``weight_decay``, default 0.01), then applies Adam with the plain gradient:
+
+    .. math::
+
+        \theta_{t-1} &\leftarrow (1 - \eta \lambda)\, \theta_{t-1} \\
+        \theta_t &= \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    Arguments as :class:`Adam`.
+
+    References
+    ----------
+    I. Loshchilov and F. Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+    """
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params: FlatParams | MutableMapping[str, np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        nonfinite: str = "skip",
+        max_consecutive_skips: int | None = 10,
+    ) -> None:
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad,
+            maximize=maximize, nonfinite=nonfinite, max_consecutive_skips=max_consecutive_skips,
+        )  # fmt: skip

@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 
 def _real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -52,3 +54,17 @@ def check_step(value: Any, name: str = "t", first: int = 1) -> int:
             "the first step is 1)"
         )
     return int(value)
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """A finite number >= 0 (weight_decay, momentum, dampening), as a float."""
+    if not (_real(value) and 0.0 <= value < math.inf):
+        raise ValueError(f"Invalid {name} value: {value!r} ({name} must be a finite number >= 0)")
+    return float(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A bool option such as ``amsgrad`` or ``maximize`` (numpy bools too, not 0/1)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from functools import cached_property, partial
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +32,8 @@ class Optimizer:
     """Base class: subclasses set ``kernel`` and ``state_names`` and implement
     ``hyperparameters``, ``_set_hyperparameters`` and ``_scalars``."""
 
-    kernel: ClassVar[ElementwiseKernel]
-    state_names: ClassVar[tuple[str, ...]] = ()
+    kernel: ElementwiseKernel  # set by each algorithm, on the class or (options) per instance
+    state_names: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -1,0 +1,26 @@
+"""torch's SGD with momentum, dampening, Nesterov, weight decay and maximize, one pass."""
+
+from fastoptim.kernels.elementwise import ElementwiseKernel
+
+
+def _sgd_body(loop):
+    def sgd(
+        param, grad, momentum_buffer,
+        sign, weight_decay, buffer_decay, grad_weight, nesterov, momentum, lr,
+    ):  # fmt: skip
+        # buffer = buffer_decay * buffer + grad_weight * g: (momentum, 1 - dampening) from
+        # step 2, (0, 1) on the first step, where torch's buffer is the gradient itself.
+        for i in loop(param.size):
+            p = param[i]
+            g = sign * grad[i]
+            if weight_decay != 0.0:
+                g = g + weight_decay * p
+            b = buffer_decay * momentum_buffer[i] + grad_weight * g
+            momentum_buffer[i] = b
+            step = g + momentum * b if nesterov != 0.0 else b
+            param[i] = p - lr * step
+
+    return sgd
+
+
+sgd = ElementwiseKernel(_sgd_body, n_state=1, n_scalars=7)
