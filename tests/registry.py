@@ -16,15 +16,17 @@ import numpy as np
 
 import fastoptim
 from fastoptim import reference
+from fastoptim.reference import torch_forms
 
 
 @dataclass(frozen=True)
 class Algorithm:
     name: str
-    # course drop-in: update(module, parameters, grads, states, t, hp) -> None
-    course_update: Callable
+    # course drop-in: update(module, parameters, grads, states, t, hp) -> None; None when the
+    # algorithm has no course function (then reference_update and reference_init are given)
+    course_update: Callable | None
     # course initialiser: init(module, parameters) -> tuple of state dicts
-    course_init: Callable
+    course_init: Callable | None
     # object API: make(params, hp) -> Optimizer; None when the course form has no class
     make_optimizer: Callable | None
     # optimizer state name for each course state, in course order (v, s)
@@ -35,6 +37,20 @@ class Algorithm:
     # float64 results equal the reference to the last bit (same operations, same order)
     bit_identical_float64: bool
     kernel: Any = field(default=None)
+    # the numpy oracle: update(parameters, grads, states, t, hp), init(parameters) -> states
+    reference_update: Callable | None = None
+    reference_init: Callable | None = None
+
+    def oracle_update(self, parameters, grads, states, t, hp) -> None:
+        if self.reference_update is not None:
+            self.reference_update(parameters, grads, states, t, hp)
+        else:
+            self.course_update(reference, parameters, grads, states, t, hp)
+
+    def oracle_init(self, parameters) -> tuple:
+        if self.reference_init is not None:
+            return self.reference_init(parameters)
+        return self.course_init(reference, parameters)
 
 
 def _momentum_update(module, parameters, grads, states, t, hp):
@@ -99,6 +115,98 @@ ALGORITHMS = (
     ),
 )
 
+
+def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
+    optimizer_class = fastoptim.AdamW if decoupled else fastoptim.Adam
+
+    def make(params, hp):
+        return optimizer_class(
+            params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
+            weight_decay=hp["weight_decay"], amsgrad=amsgrad, maximize=hp["maximize"],
+        )  # fmt: skip
+
+    def update(parameters, grads, states, t, hp):
+        torch_forms.update_parameters_with_torch_adam(
+            parameters, grads, states, t, amsgrad=amsgrad, decoupled=decoupled, **hp
+        )
+
+    names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+    return Algorithm(
+        name=("adamw" if decoupled else "adam-torch") + (" amsgrad" if amsgrad else ""),
+        course_update=None,
+        course_init=None,
+        make_optimizer=make,
+        state_names=names,
+        state_grad_powers=(1, 2, 2)[: len(names)],
+        hyperparameter_sets=(
+            {
+                "lr": 0.01,
+                "betas": (0.9, 0.999),
+                "eps": 1e-8,
+                "weight_decay": 0.1,
+                "maximize": False,
+            },
+            {"lr": 0.003, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.0, "maximize": True},
+            {"lr": 0.05, "betas": (0.0, 0.5), "eps": 1e-3, "weight_decay": 0.5, "maximize": True},
+        ),
+        bit_identical_float64=False,
+        kernel=fastoptim.kernels.adam_amsgrad if amsgrad else fastoptim.kernels.adam,
+        reference_update=update,
+        reference_init=lambda p: torch_forms.initialize_state(p, len(names)),
+    )
+
+
+def _torch_sgd_update(parameters, grads, states, t, hp):
+    torch_forms.update_parameters_with_torch_sgd(parameters, grads, states, t, **hp)
+
+
+TORCH_FORMS = (
+    _torch_adam(decoupled=False, amsgrad=False),
+    _torch_adam(decoupled=False, amsgrad=True),
+    _torch_adam(decoupled=True, amsgrad=False),
+    _torch_adam(decoupled=True, amsgrad=True),
+    Algorithm(
+        name="sgd",
+        course_update=None,
+        course_init=None,
+        make_optimizer=lambda params, hp: fastoptim.SGD(params, **hp),
+        state_names=("momentum_buffer",),
+        state_grad_powers=(1,),
+        hyperparameter_sets=(
+            {
+                "lr": 0.01,
+                "momentum": 0.9,
+                "dampening": 0.0,
+                "weight_decay": 0.0,
+                "nesterov": True,
+                "maximize": False,
+            },
+            {
+                "lr": 0.1,
+                "momentum": 0.5,
+                "dampening": 0.3,
+                "weight_decay": 0.2,
+                "nesterov": False,
+                "maximize": True,
+            },
+            {
+                "lr": 0.05,
+                "momentum": 0.0,
+                "dampening": 0.0,
+                "weight_decay": 0.1,
+                "nesterov": False,
+                "maximize": False,
+            },
+        ),
+        bit_identical_float64=False,
+        kernel=fastoptim.kernels.sgd,
+        reference_update=_torch_sgd_update,
+        reference_init=lambda p: torch_forms.initialize_state(p, 1),
+    ),
+)
+
+ALGORITHMS = ALGORITHMS + TORCH_FORMS
+COURSE_ALGORITHMS = tuple(a for a in ALGORITHMS if a.course_update is not None)
 ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}
 
 
@@ -209,8 +317,19 @@ ENTRY_POINTS: dict[str, Callable] = {
 }
 
 
+def flat_entry_point(algorithm: Algorithm) -> str:
+    """The entry point that runs one kernel call over the whole buffer."""
+    return "course FlatParams" if algorithm.course_update else "object API, FlatParams grads"
+
+
 def entry_points_for(algorithm: Algorithm) -> list[str]:
-    return [name for name in ENTRY_POINTS if algorithm.make_optimizer or name.startswith("course")]
+    """Course entry points for algorithms with a course function; the object API for those
+    with a class."""
+    return [
+        name
+        for name in ENTRY_POINTS
+        if (algorithm.course_update if name.startswith("course") else algorithm.make_optimizer)
+    ]
 
 
 class Reference:
@@ -219,11 +338,11 @@ class Reference:
     def __init__(self, algorithm: Algorithm, parameters: dict, hp: dict) -> None:
         self.algorithm, self.hp = algorithm, hp
         self.parameters = {k: np.array(v, dtype=np.float64) for k, v in parameters.items()}
-        self.states = algorithm.course_init(reference, self.parameters)
+        self.states = algorithm.oracle_init(self.parameters)
 
     def step(self, grads: dict, t: int) -> None:
         grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
-        self.algorithm.course_update(reference, self.parameters, grads, self.states, t, self.hp)
+        self.algorithm.oracle_update(self.parameters, grads, self.states, t, self.hp)
 
     def current(self) -> tuple[dict, tuple[dict, ...]]:
         return self.parameters, self.states

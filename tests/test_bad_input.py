@@ -8,7 +8,7 @@ import copy
 
 import numpy as np
 import pytest
-from registry import ALGORITHMS
+from registry import ALGORITHMS, COURSE_ALGORITHMS
 
 import fastoptim
 
@@ -243,7 +243,7 @@ def run_course(algorithm, call):
 
 @pytest.mark.parametrize(
     ("algorithm", "breaks", "error", "message"),
-    [case for algorithm in ALGORITHMS for case in course_cases(algorithm)],
+    [case for algorithm in COURSE_ALGORITHMS for case in course_cases(algorithm)],
 )
 def test_course_dicts(algorithm, breaks, error, message):
     call = course_call(algorithm, *course_model())
@@ -297,7 +297,7 @@ FLAT_STATE_CASES = [
     ("algorithm", "breaks", "error", "message"),
     [
         pytest.param(algorithm, *case[1:], id=f"{algorithm.name}: {case[0]}")
-        for algorithm in ALGORITHMS
+        for algorithm in COURSE_ALGORITHMS
         for case in FLAT_CASES + (FLAT_STATE_CASES if algorithm.state_names else [])
     ],
 )
@@ -450,9 +450,9 @@ def test_object_api(algorithm, breaks, error, message):
 
 def test_the_number_of_cases():
     """Reported in the issue note; also keeps the tables from silently shrinking."""
-    course = sum(len(course_cases(a)) for a in ALGORITHMS)
+    course = sum(len(course_cases(a)) for a in COURSE_ALGORITHMS)
     flat = sum(
-        len(FLAT_CASES) + (len(FLAT_STATE_CASES) if a.state_names else 0) for a in ALGORITHMS
+        len(FLAT_CASES) + (len(FLAT_STATE_CASES) if a.state_names else 0) for a in COURSE_ALGORITHMS
     )
     objects = len(OBJECT_CASES) * len(CLASS_ALGORITHMS)
     assert course + flat + objects >= 100, (course, flat, objects)

@@ -55,6 +55,36 @@ HYPERPARAMETERS = {
     ),
     "gd": st.fixed_dictionaries({"lr": st.floats(0, 1)}),
 }
+TORCH_ADAM = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 0.1),
+        "betas": st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.9999)),
+        "eps": st.floats(1e-8, 1e-2),
+        "weight_decay": st.floats(0, 1),
+        "maximize": st.booleans(),
+    }
+)
+for name in ("adam-torch", "adam-torch amsgrad", "adamw", "adamw amsgrad"):
+    HYPERPARAMETERS[name] = TORCH_ADAM
+HYPERPARAMETERS["sgd"] = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 1),
+        "momentum": st.floats(0.01, 0.99),
+        "dampening": st.just(0.0),
+        "weight_decay": st.floats(0, 1),
+        "nesterov": st.booleans(),
+        "maximize": st.booleans(),
+    }
+) | st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 1),
+        "momentum": st.floats(0, 0.99),
+        "dampening": st.floats(0, 0.9),
+        "weight_decay": st.floats(0, 1),
+        "nesterov": st.just(False),
+        "maximize": st.booleans(),
+    }
+)
 
 
 @st.composite

@@ -16,7 +16,8 @@ def _sgd_body(loop):
             if weight_decay != 0.0:
                 g = g + weight_decay * p
             b = buffer_decay * momentum_buffer[i] + grad_weight * g
-            momentum_buffer[i] = b
+            if momentum != 0.0:  # without momentum torch keeps no buffer: leave it at zero
+                momentum_buffer[i] = b
             step = g + momentum * b if nesterov != 0.0 else b
             param[i] = p - lr * step
 
