@@ -227,7 +227,7 @@ LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "size 100,003 (parallel)": {"W1": (100, 1000), "b1": (3, 1)},
     "empty and 0-d layers": {"W1": (2, 0), "scale": (), "b1": (3, 1), "W2": (0,)},
     "one layer": {"W1": (5, 7)},
-    "1,000 layers": _many_layers(1000),
+    "200 layers": _many_layers(200),
     "W9 before W10": {
         f"{kind}{i}": (2, 2) if kind == "W" else (2, 1) for i in range(1, 13) for kind in "Wb"
     },
