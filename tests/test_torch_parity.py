@@ -1,0 +1,100 @@
+"""Parity with torch.optim itself: Adam, AdamW and SGD with every option combination torch
+supports, 100 steps side by side, parameters and state compared after every step.
+
+torch is an optional test extra (``pip install ".[test,torch]"``, pinned to 2.13.0); without
+it these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from tolerances import FLOAT32_ROUNDINGS_PER_STEP, FLOAT32_UNIT_ROUNDOFF
+
+import fastoptim
+
+torch = pytest.importorskip("torch")
+
+STEPS = 100
+SHAPES = {"W1": (64, 33), "b1": (64, 1), "W2": (5, 64), "scale": ()}
+# torch keeps the state under these names; ours are the same
+STATE_KEYS = {
+    "Adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "AdamW": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "SGD": ("momentum_buffer",),
+}
+
+
+def adam_options(default_decay):
+    for weight_decay, amsgrad, maximize in itertools.product(
+        (0.0, default_decay, 0.5), (False, True), (False, True)
+    ):
+        yield {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": weight_decay,
+               "amsgrad": amsgrad, "maximize": maximize}  # fmt: skip
+
+
+def sgd_options():
+    shapes = [(0.0, 0.0, False), (0.9, 0.0, False), (0.9, 0.0, True), (0.9, 0.3, False)]
+    for (momentum, dampening, nesterov), weight_decay, maximize in itertools.product(
+        shapes, (0.0, 0.1), (False, True)
+    ):
+        yield {"lr": 0.05, "momentum": momentum, "dampening": dampening,
+               "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}  # fmt: skip
+
+
+CASES = (
+    [("Adam", o) for o in adam_options(0.1)]
+    + [("AdamW", o) for o in adam_options(0.01)]
+    + [("SGD", o) for o in sgd_options()]
+)
+
+
+def case_id(case):
+    name, options = case
+    on = [k if v is True else f"{k}={v}" for k, v in options.items() if v not in (False, 0.0)]
+    return f"{name}(" + ",".join(o for o in on if not o.startswith(("lr", "betas", "eps"))) + ")"
+
+
+def assert_close(ours, theirs, dtype, t, scale, label):
+    """float64: within 1e-10 relative to the operands' magnitude. float32: each side is
+    within 8 t u scale of the exact value (tests/tolerances.py), so within twice that of
+    each other."""
+    if dtype == np.float64:
+        tolerance = 1e-10 * scale
+    else:
+        tolerance = 2 * FLOAT32_ROUNDINGS_PER_STEP * t * FLOAT32_UNIT_ROUNDOFF * scale
+    error = np.max(np.abs(ours - theirs), initial=0.0)
+    assert error <= tolerance, f"{label} at step {t}: off by {error:.3g} > {tolerance:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_every_step_matches_torch(case, dtype):
+    name, options = case
+    rng = np.random.default_rng(0)
+    initial = {k: np.asarray(rng.standard_normal(s), dtype) for k, s in SHAPES.items()}
+    ours = getattr(fastoptim, name)({k: v.copy() for k, v in initial.items()}, **options)
+    tensors = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in initial.items()}
+    theirs = getattr(torch.optim, name)(list(tensors.values()), foreach=False, **options)
+    grad_scale = 0.0
+    for t in range(1, STEPS + 1):
+        grads = {k: np.asarray(3 * rng.standard_normal(s), dtype) for k, s in SHAPES.items()}
+        grad_scale = max(grad_scale, *(float(np.max(np.abs(g), initial=0)) for g in grads.values()))
+        for key, tensor in tensors.items():
+            tensor.grad = torch.from_numpy(grads[key].copy())
+        theirs.step()
+        ours.step(grads)
+        for key, tensor in tensors.items():
+            expected = tensor.detach().numpy()
+            scale = max(1.0, float(np.max(np.abs(expected), initial=0)), grad_scale)
+            assert_close(ours.params[key], expected, dtype, t, scale, f"{key}")
+            state = theirs.state[tensor]
+            for state_key in STATE_KEYS[name]:
+                if state_key in ours.state and state.get(state_key) is not None:
+                    power = 2 if state_key.endswith("sq") else 1
+                    assert_close(
+                        ours.state[state_key][key], state[state_key].numpy(), dtype, t,
+                        max(scale, grad_scale) ** power, f"state {state_key} {key}",
+                    )  # fmt: skip
