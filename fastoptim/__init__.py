@@ -21,13 +21,14 @@ from fastoptim.compat import (
     update_parameters_with_momentum,
 )
 from fastoptim.flat import FlatParams, Layout, flatten
-from fastoptim.optim import SGD, Adam, AdamW, Momentum, NonFiniteGradientError, Optimizer
+from fastoptim.optim import SGD, Adagrad, Adam, AdamW, Momentum, NonFiniteGradientError, Optimizer
 from fastoptim.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "Adagrad",
     "Adam",
     "AdamW",
     "CheckpointError",

@@ -37,7 +37,7 @@ class Algorithm:
     # float64 results equal the reference to the last bit (same operations, same order)
     bit_identical_float64: bool
     kernel: Any = field(default=None)
-    # the numpy oracle: update(parameters, grads, states, t, hp), init(parameters) -> states
+    # the numpy oracle: update(parameters, grads, states, t, hp), init(parameters, hp) -> states
     reference_update: Callable | None = None
     reference_init: Callable | None = None
 
@@ -47,9 +47,9 @@ class Algorithm:
         else:
             self.course_update(reference, parameters, grads, states, t, hp)
 
-    def oracle_init(self, parameters) -> tuple:
+    def oracle_init(self, parameters, hp) -> tuple:
         if self.reference_init is not None:
-            return self.reference_init(parameters)
+            return self.reference_init(parameters, hp)
         return self.course_init(reference, parameters)
 
 
@@ -152,7 +152,7 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
         bit_identical_float64=False,
         kernel=fastoptim.kernels.adam_amsgrad if amsgrad else fastoptim.kernels.adam,
         reference_update=update,
-        reference_init=lambda p: torch_forms.initialize_state(p, len(names)),
+        reference_init=lambda p, hp: torch_forms.initialize_state(p, len(names)),
     )
 
 
@@ -201,7 +201,41 @@ TORCH_FORMS = (
         bit_identical_float64=False,
         kernel=fastoptim.kernels.sgd,
         reference_update=_torch_sgd_update,
-        reference_init=lambda p: torch_forms.initialize_state(p, 1),
+        reference_init=lambda p, hp: torch_forms.initialize_state(p, 1),
+    ),
+    Algorithm(
+        name="adagrad",
+        course_update=None,
+        course_init=None,
+        make_optimizer=lambda params, hp: fastoptim.Adagrad(params, **hp),
+        state_names=("sum",),
+        state_grad_powers=(2,),
+        hyperparameter_sets=(
+            {
+                "lr": 0.01,
+                "lr_decay": 0.0,
+                "weight_decay": 0.0,
+                "initial_accumulator_value": 0.0,
+                "eps": 1e-10,
+                "maximize": False,
+            },
+            {
+                "lr": 0.1,
+                "lr_decay": 0.01,
+                "weight_decay": 0.1,
+                "initial_accumulator_value": 0.5,
+                "eps": 1e-6,
+                "maximize": True,
+            },
+        ),
+        bit_identical_float64=False,
+        kernel=fastoptim.kernels.adagrad,
+        reference_update=lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_adagrad(
+            p, g, s, t, **hp
+        ),
+        reference_init=lambda p, hp: torch_forms.initialize_adagrad(
+            p, hp["initial_accumulator_value"]
+        ),
     ),
 )
 
@@ -338,7 +372,7 @@ class Reference:
     def __init__(self, algorithm: Algorithm, parameters: dict, hp: dict) -> None:
         self.algorithm, self.hp = algorithm, hp
         self.parameters = {k: np.array(v, dtype=np.float64) for k, v in parameters.items()}
-        self.states = algorithm.oracle_init(self.parameters)
+        self.states = algorithm.oracle_init(self.parameters, hp)
 
     def step(self, grads: dict, t: int) -> None:
         grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}

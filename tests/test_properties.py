@@ -66,6 +66,16 @@ TORCH_ADAM = st.fixed_dictionaries(
 )
 for name in ("adam-torch", "adam-torch amsgrad", "adamw", "adamw amsgrad"):
     HYPERPARAMETERS[name] = TORCH_ADAM
+HYPERPARAMETERS["adagrad"] = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 0.5),
+        "lr_decay": st.floats(0, 0.1),
+        "weight_decay": st.floats(0, 1),
+        "initial_accumulator_value": st.floats(0, 1),
+        "eps": st.floats(1e-10, 1e-3),
+        "maximize": st.booleans(),
+    }
+)
 HYPERPARAMETERS["sgd"] = st.fixed_dictionaries(
     {
         "lr": st.floats(0, 1),

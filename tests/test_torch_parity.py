@@ -1,4 +1,4 @@
-"""Parity with torch.optim itself: Adam, AdamW and SGD with every option combination torch
+"""Parity with torch.optim itself: Adam, AdamW, SGD and Adagrad with every option combination torch
 supports, 100 steps side by side, parameters and state compared after every step.
 
 torch is an optional test extra (``pip install ".[test,torch]"``, pinned to 2.13.0); without
@@ -24,6 +24,7 @@ STATE_KEYS = {
     "Adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     "AdamW": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     "SGD": ("momentum_buffer",),
+    "Adagrad": ("sum",),
 }
 
 
@@ -44,10 +45,19 @@ def sgd_options():
                "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}  # fmt: skip
 
 
+def adagrad_options():
+    for lr_decay, weight_decay, initial, maximize in itertools.product(
+        (0.0, 0.01), (0.0, 0.1), (0.0, 0.5), (False, True)
+    ):
+        yield {"lr": 0.05, "lr_decay": lr_decay, "weight_decay": weight_decay,
+               "initial_accumulator_value": initial, "eps": 1e-10, "maximize": maximize}  # fmt: skip
+
+
 CASES = (
     [("Adam", o) for o in adam_options(0.1)]
     + [("AdamW", o) for o in adam_options(0.01)]
     + [("SGD", o) for o in sgd_options()]
+    + [("Adagrad", o) for o in adagrad_options()]
 )
 
 

@@ -1,6 +1,7 @@
 """Numba kernels: pure elementwise loops over 1-D arrays and scalars. Nothing else."""
 
 from fastoptim.kernels import roof
+from fastoptim.kernels.adagrad import adagrad
 from fastoptim.kernels.adam import adam, adam_amsgrad
 from fastoptim.kernels.elementwise import ElementwiseKernel
 from fastoptim.kernels.finite import finite
@@ -8,4 +9,14 @@ from fastoptim.kernels.gd import gd
 from fastoptim.kernels.momentum import momentum
 from fastoptim.kernels.sgd import sgd
 
-__all__ = ["ElementwiseKernel", "adam", "adam_amsgrad", "finite", "gd", "momentum", "roof", "sgd"]
+__all__ = [
+    "ElementwiseKernel",
+    "adagrad",
+    "adam",
+    "adam_amsgrad",
+    "finite",
+    "gd",
+    "momentum",
+    "roof",
+    "sgd",
+]

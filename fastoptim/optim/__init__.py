@@ -1,9 +1,10 @@
 """Optimizer classes: hyper-parameters, validation, step counter, state and state_dict."""
 
+from fastoptim.optim.adagrad import Adagrad
 from fastoptim.optim.adam import Adam, AdamW
 from fastoptim.optim.momentum import Momentum
 from fastoptim.optim.nonfinite import NonFiniteGradientError
 from fastoptim.optim.optimizer import Optimizer
 from fastoptim.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Momentum", "NonFiniteGradientError", "Optimizer"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Momentum", "NonFiniteGradientError", "Optimizer"]
