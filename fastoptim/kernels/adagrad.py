@@ -3,6 +3,7 @@
 import numpy as np
 
 from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.gradient import effective_grad
 
 
 def _adagrad_body(loop):
@@ -10,9 +11,7 @@ def _adagrad_body(loop):
         # Mutates param and state_sum in place; assumes equal-length 1-D arrays, one dtype.
         for i in loop(param.size):
             p = param[i]
-            g = sign * grad[i]
-            if weight_decay != 0.0:
-                g = g + weight_decay * p
+            g = effective_grad(grad[i], p, sign, weight_decay)
             s = state_sum[i] + g * g
             state_sum[i] = s
             param[i] = p - clr * (g / (np.sqrt(s) + eps))

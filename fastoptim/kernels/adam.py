@@ -8,6 +8,7 @@ import numba
 import numpy as np
 
 from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.gradient import effective_grad
 
 
 @numba.njit(inline="always")
@@ -18,9 +19,7 @@ def adam_moments(p, g, m, v, sign, weight_decay, decay, beta1, omb1, beta2, omb2
     the gradient. ``p = decay * p``: AdamW's decoupled decay (``1 - lr * weight_decay``).
     Options that are off cost no arithmetic, so the course Adam keeps its exact numbers.
     """
-    g = sign * g
-    if weight_decay != 0.0:
-        g = g + weight_decay * p
+    g = effective_grad(g, p, sign, weight_decay)
     if decay != 1.0:
         p = p * decay
     return p, beta1 * m + omb1 * g, beta2 * v + omb2 * (g * g)

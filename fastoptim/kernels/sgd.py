@@ -1,6 +1,7 @@
 """torch's SGD with momentum, dampening, Nesterov, weight decay and maximize, one pass."""
 
 from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.gradient import effective_grad
 
 
 def _sgd_body(loop):
@@ -12,9 +13,7 @@ def _sgd_body(loop):
         # step 2, (0, 1) on the first step, where torch's buffer is the gradient itself.
         for i in loop(param.size):
             p = param[i]
-            g = sign * grad[i]
-            if weight_decay != 0.0:
-                g = g + weight_decay * p
+            g = effective_grad(grad[i], p, sign, weight_decay)
             b = buffer_decay * momentum_buffer[i] + grad_weight * g
             if momentum != 0.0:  # without momentum torch keeps no buffer: leave it at zero
                 momentum_buffer[i] = b
