@@ -116,6 +116,19 @@ ALGORITHMS = (
 )
 
 
+def _clipped(update: Callable) -> Callable:
+    """A torch-form reference update that first clips by global norm when ``hp`` asks."""
+
+    def run(parameters, grads, states, t, hp):
+        hp = dict(hp)
+        max_norm = hp.pop("max_grad_norm", None)
+        if max_norm is not None:
+            grads = torch_forms.clip_by_global_norm(grads, max_norm)
+        update(parameters, grads, states, t, hp)
+
+    return run
+
+
 def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
     optimizer_class = fastoptim.AdamW if decoupled else fastoptim.Adam
 
@@ -123,6 +136,7 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
         return optimizer_class(
             params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
             weight_decay=hp["weight_decay"], amsgrad=amsgrad, maximize=hp["maximize"],
+            max_grad_norm=hp.get("max_grad_norm"),
         )  # fmt: skip
 
     def update(parameters, grads, states, t, hp):
@@ -146,12 +160,19 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
                 "weight_decay": 0.1,
                 "maximize": False,
             },
-            {"lr": 0.003, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.0, "maximize": True},
+            {
+                "lr": 0.003,
+                "betas": (0.8, 0.99),
+                "eps": 1e-6,
+                "weight_decay": 0.0,
+                "maximize": True,
+                "max_grad_norm": 1.0,
+            },
             {"lr": 0.05, "betas": (0.0, 0.5), "eps": 1e-3, "weight_decay": 0.5, "maximize": True},
         ),
         bit_identical_float64=False,
         kernel=fastoptim.kernels.adam_amsgrad if amsgrad else fastoptim.kernels.adam,
-        reference_update=update,
+        reference_update=_clipped(update),
         reference_init=lambda p, hp: torch_forms.initialize_state(p, len(names)),
     )
 
@@ -188,6 +209,7 @@ TORCH_FORMS = (
                 "weight_decay": 0.2,
                 "nesterov": False,
                 "maximize": True,
+                "max_grad_norm": 5.0,
             },
             {
                 "lr": 0.05,
@@ -200,7 +222,7 @@ TORCH_FORMS = (
         ),
         bit_identical_float64=False,
         kernel=fastoptim.kernels.sgd,
-        reference_update=_torch_sgd_update,
+        reference_update=_clipped(_torch_sgd_update),
         reference_init=lambda p, hp: torch_forms.initialize_state(p, 1),
     ),
     Algorithm(
@@ -226,12 +248,15 @@ TORCH_FORMS = (
                 "initial_accumulator_value": 0.5,
                 "eps": 1e-6,
                 "maximize": True,
+                "max_grad_norm": 2.0,
             },
         ),
         bit_identical_float64=False,
         kernel=fastoptim.kernels.adagrad,
-        reference_update=lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_adagrad(
-            p, g, s, t, **hp
+        reference_update=_clipped(
+            lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_adagrad(
+                p, g, s, t, **hp
+            )
         ),
         reference_init=lambda p, hp: torch_forms.initialize_adagrad(
             p, hp["initial_accumulator_value"]

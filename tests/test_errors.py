@@ -42,11 +42,15 @@ def assert_unchanged(before, *dicts):
         ({"betas": (0.9,)}, "Invalid betas"),
         ({"eps": 0.0}, r"Invalid epsilon value: 0.0 \(eps must be a finite number > 0\)"),
         ({"eps": float("nan")}, "Invalid epsilon value: nan"),
+        ({"weight_decay": -0.1}, r"Invalid weight_decay value: -0.1 \(weight_decay must be"),
+        ({"weight_decay": float("nan")}, "Invalid weight_decay value: nan"),
+        ({"amsgrad": 1}, "amsgrad must be True or False"),
+        ({"maximize": "yes"}, "maximize must be True or False"),
     ],
 )
 def test_adam_hyperparameters(kwargs, message):
     parameters, _ = make_course()
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         fastoptim.Adam(parameters, **kwargs)
 
 
@@ -226,3 +230,30 @@ def test_strided_and_unaligned_parameters_and_state_are_rebound_as_the_reference
         np.testing.assert_array_equal(v["d" + key], expected_v["d" + key])
     assert parameters["b1"] is not old_b1 and parameters["b1"].flags.aligned
     assert v["dW1"] is not old_v and v["dW1"].flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: fastoptim.SGD(p, momentum=-0.9), r"Invalid momentum value: -0.9"),
+        (lambda p: fastoptim.SGD(p, weight_decay=-1.0), r"Invalid weight_decay value: -1.0"),
+        (lambda p: fastoptim.SGD(p, nesterov=True), "Nesterov momentum requires a momentum"),
+        (
+            lambda p: fastoptim.SGD(p, momentum=0.9, dampening=0.1, nesterov=True),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (lambda p: fastoptim.AdamW(p, weight_decay=-0.01), "Invalid weight_decay value"),
+        (lambda p: fastoptim.Adagrad(p, lr_decay=-1.0), "Invalid lr_decay value"),
+        (
+            lambda p: fastoptim.Adagrad(p, initial_accumulator_value=-0.1),
+            "Invalid initial_accumulator_value value",
+        ),
+        (lambda p: fastoptim.Adagrad(p, eps=0.0), "Invalid epsilon value"),
+    ],
+)
+def test_torch_form_hyperparameters(make, message):
+    parameters, _ = make_course()
+    before = snapshot(parameters)
+    with pytest.raises(ValueError, match=message):
+        make(parameters)
+    assert_unchanged(before, parameters)

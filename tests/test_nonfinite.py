@@ -125,6 +125,8 @@ def test_ignore_lets_nan_through_as_the_reference_does():
         ({"nonfinite": "warn"}, r"Invalid nonfinite policy: 'warn' \(use one of"),
         ({"max_consecutive_skips": -1}, "max_consecutive_skips must be a whole number >= 0"),
         ({"max_consecutive_skips": 2.5}, "max_consecutive_skips must be a whole number"),
+        ({"max_grad_norm": 0.0}, r"Invalid max_grad_norm: 0.0 \(max_grad_norm must be a finite"),
+        ({"max_grad_norm": float("inf")}, "Invalid max_grad_norm: inf"),
     ],
 )
 def test_policy_arguments_are_checked(kwargs, message):
@@ -154,3 +156,33 @@ def test_the_check_gives_the_same_answer_for_any_thread_count(dtype):
             answers.append(row)
     assert answers[0] == answers[1]
     assert answers[0] == [True] + [False] * 15 + [True, False]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_clipping_norm_gives_the_same_bits_for_any_thread_count(dtype):
+    grad = (1e3 * np.random.default_rng(2).standard_normal(1_000_003)).astype(dtype)
+    norms = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        with fastoptim.num_threads(threads):
+            norms.append(kernels.norm.global_norm([grad, grad[:5].copy()]))
+    assert norms[0] == norms[1]
+    exact = np.sqrt(np.sum(grad.astype(np.float64) ** 2) + np.sum(grad[:5].astype(np.float64) ** 2))
+    assert abs(norms[0] - exact) <= 1e-12 * exact
+
+
+def test_with_clipping_the_nonfinite_check_rides_on_the_norm(monkeypatch):
+    opt = fastoptim.Adam(model(), max_grad_norm=1.0)
+    opt.step(good_grads(1))
+    assert opt.last_grad_norm > 1.0  # it clipped
+
+    def second_read(arrays):
+        raise AssertionError("the gradients were read again for the NaN/Inf check")
+
+    monkeypatch.setattr(kernels.finite, "all_finite", second_read)
+    opt.step(good_grads(2))  # no second read for finite gradients either
+    assert opt.t == 2
+    before = snapshot(opt)
+    with pytest.warns(RuntimeWarning, match=r"NaN or Inf in grads of \['b1'\]"):
+        opt.step(bad_grads(3))
+    assert_unchanged(before, opt)
+    assert np.isnan(opt.last_grad_norm)

@@ -59,6 +59,13 @@ CASES = (
     + [("SGD", o) for o in sgd_options()]
     + [("Adagrad", o) for o in adagrad_options()]
 )
+# global-norm clipping, compared with torch.nn.utils.clip_grad_norm_ before torch's step:
+# max_grad_norm 1 clips every step here (the gradients' norm is about 150), 1e6 never
+CASES += [
+    (name, {**options, "max_grad_norm": max_norm})
+    for name, options in (CASES[5], CASES[14], CASES[26], CASES[40])
+    for max_norm in (1.0, 1e6)
+]
 
 
 def case_id(case):
@@ -87,6 +94,8 @@ def test_every_step_matches_torch(case, dtype):
     initial = {k: np.asarray(rng.standard_normal(s), dtype) for k, s in SHAPES.items()}
     ours = getattr(fastoptim, name)({k: v.copy() for k, v in initial.items()}, **options)
     tensors = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in initial.items()}
+    options = dict(options)
+    max_norm = options.pop("max_grad_norm", None)  # torch clips outside the optimizer
     theirs = getattr(torch.optim, name)(list(tensors.values()), foreach=False, **options)
     grad_scale = 0.0
     for t in range(1, STEPS + 1):
@@ -94,6 +103,8 @@ def test_every_step_matches_torch(case, dtype):
         grad_scale = max(grad_scale, *(float(np.max(np.abs(g), initial=0)) for g in grads.values()))
         for key, tensor in tensors.items():
             tensor.grad = torch.from_numpy(grads[key].copy())
+        if max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(list(tensors.values()), max_norm)
         theirs.step()
         ours.step(grads)
         for key, tensor in tensors.items():

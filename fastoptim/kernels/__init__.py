@@ -7,6 +7,7 @@ from fastoptim.kernels.elementwise import ElementwiseKernel
 from fastoptim.kernels.finite import finite
 from fastoptim.kernels.gd import gd
 from fastoptim.kernels.momentum import momentum
+from fastoptim.kernels.norm import norm
 from fastoptim.kernels.sgd import sgd
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "finite",
     "gd",
     "momentum",
+    "norm",
     "roof",
     "sgd",
 ]

@@ -7,7 +7,7 @@ from fastoptim.kernels.gradient import effective_grad
 def _sgd_body(loop):
     def sgd(
         param, grad, momentum_buffer,
-        sign, weight_decay, buffer_decay, grad_weight, nesterov, momentum, lr,
+        sign, weight_decay, buffer_decay, grad_weight, keep_buffer, nesterov, momentum, lr,
     ):  # fmt: skip
         # buffer = buffer_decay * buffer + grad_weight * g: (momentum, 1 - dampening) from
         # step 2, (0, 1) on the first step, where torch's buffer is the gradient itself.
@@ -15,7 +15,9 @@ def _sgd_body(loop):
             p = param[i]
             g = effective_grad(grad[i], p, sign, weight_decay)
             b = buffer_decay * momentum_buffer[i] + grad_weight * g
-            if momentum != 0.0:  # without momentum torch keeps no buffer: leave it at zero
+            # keep_buffer and nesterov are 1.0 or 0.0, decided in Python: a tiny momentum
+            # may round to 0 in float32, but torch keeps a buffer for any momentum != 0
+            if keep_buffer != 0.0:
                 momentum_buffer[i] = b
             step = g + momentum * b if nesterov != 0.0 else b
             param[i] = p - lr * step
@@ -23,4 +25,4 @@ def _sgd_body(loop):
     return sgd
 
 
-sgd = ElementwiseKernel(_sgd_body, n_state=1, n_scalars=7)
+sgd = ElementwiseKernel(_sgd_body, n_state=1, n_scalars=8)

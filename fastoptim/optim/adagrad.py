@@ -13,6 +13,7 @@ from fastoptim.optim.hyperparameters import (
     check_epsilon,
     check_flag,
     check_learning_rate,
+    check_max_norm,
     check_nonnegative,
 )
 from fastoptim.optim.optimizer import Optimizer
@@ -44,6 +45,8 @@ class Adagrad(Optimizer):
         :math:`s_0` >= 0, the starting value of ``state['sum']``.
     eps : float
         Added to the denominator, finite and > 0 (default 1e-10, as torch).
+    max_grad_norm : float or None
+        Clip by global norm before each step, as in :class:`Adam`.
     maximize : bool
         Ascend instead of descend.
     nonfinite, max_consecutive_skips
@@ -76,12 +79,13 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
     ) -> None:
         initial = check_nonnegative(initial_accumulator_value, "initial_accumulator_value")
-        self._set_hyperparameters(lr, lr_decay, weight_decay, initial, eps, maximize)
-        super().__init__(params, nonfinite, max_consecutive_skips)
+        self._set_hyperparameters(lr, lr_decay, weight_decay, initial, eps, maximize, max_grad_norm)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
         self.state["sum"].buffer.fill(initial)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -92,6 +96,7 @@ class Adagrad(Optimizer):
             "initial_accumulator_value": self.initial_accumulator_value,
             "eps": self.eps,
             "maximize": self.maximize,
+            "max_grad_norm": self.max_grad_norm,
         }
 
     def _set_hyperparameters(
@@ -102,6 +107,7 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float,
         eps: float,
         maximize: bool,
+        max_grad_norm: float | None = None,
     ) -> None:
         checked = (
             check_learning_rate(lr, "lr"),
@@ -111,6 +117,7 @@ class Adagrad(Optimizer):
             check_epsilon(eps),
             check_flag(maximize, "maximize"),
         )
+        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
         (
             self.lr,
             self.lr_decay,
@@ -119,10 +126,11 @@ class Adagrad(Optimizer):
             self.eps,
             self.maximize,
         ) = checked
+        self.max_grad_norm = max_norm
 
     def _scalars(self, t: int) -> tuple[float, ...]:
         return (
-            -1.0 if self.maximize else 1.0,
+            -self._grad_scale if self.maximize else self._grad_scale,
             self.weight_decay,
             self.lr / (1.0 + (t - 1) * self.lr_decay),
             self.eps,

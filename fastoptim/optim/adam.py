@@ -15,6 +15,7 @@ from fastoptim.optim.hyperparameters import (
     check_epsilon,
     check_flag,
     check_learning_rate,
+    check_max_norm,
     check_nonnegative,
 )
 from fastoptim.optim.optimizer import Optimizer
@@ -29,6 +30,7 @@ def adam_scalars(
     weight_decay: float = 0.0,
     decoupled: bool = False,
     maximize: bool = False,
+    grad_scale: float = 1.0,
 ) -> tuple[float, ...]:
     """Kernel scalars for step ``t``, computed in float64 from ``t`` directly.
 
@@ -36,12 +38,13 @@ def adam_scalars(
     corrections into two scalars, so the kernel computes
     ``lr * m_hat / (sqrt(v_hat) + eps)`` as ``step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
     Weight decay goes into the gradient (Adam, L2) or scales the parameter by
-    ``1 - lr * weight_decay`` first (AdamW, ``decoupled``).
+    ``1 - lr * weight_decay`` first (AdamW, ``decoupled``). ``grad_scale`` (clipping)
+    multiplies the gradient, folded with maximize's sign into one scalar.
     """
     bias_correction1 = 1.0 - beta1**t
     bias_correction2 = 1.0 - beta2**t
     return (
-        -1.0 if maximize else 1.0,
+        -grad_scale if maximize else grad_scale,
         0.0 if decoupled else weight_decay,
         1.0 - lr * weight_decay if decoupled else 1.0,
         beta1,
@@ -95,6 +98,10 @@ class Adam(Optimizer):
         ``state['max_exp_avg_sq']``.
     maximize : bool
         Ascend instead of descend (the gradient's sign is flipped).
+    max_grad_norm : float or None
+        Clip by global norm as ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)``
+        does before each step: the gradients are scaled by
+        ``min(1, max_grad_norm / (norm + 1e-6))``; ``opt.last_grad_norm`` keeps the norm.
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
         or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
@@ -128,15 +135,16 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
     ) -> None:
         self.amsgrad = check_flag(amsgrad, "amsgrad")
-        self._set_hyperparameters(lr, betas, eps, weight_decay, amsgrad, maximize)
+        self._set_hyperparameters(lr, betas, eps, weight_decay, amsgrad, maximize, max_grad_norm)
         # AMSGrad keeps the largest second moment seen: one more buffer, its own kernel
         self.kernel = kernels.adam_amsgrad if self.amsgrad else kernels.adam
         self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
-        super().__init__(params, nonfinite, max_consecutive_skips)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -146,6 +154,7 @@ class Adam(Optimizer):
             "weight_decay": self.weight_decay,
             "amsgrad": self.amsgrad,
             "maximize": self.maximize,
+            "max_grad_norm": self.max_grad_norm,
         }
 
     def _set_hyperparameters(
@@ -156,6 +165,7 @@ class Adam(Optimizer):
         weight_decay: float,
         amsgrad: bool,
         maximize: bool,
+        max_grad_norm: float | None = None,
     ) -> None:
         checked = (
             check_learning_rate(lr, "lr"),
@@ -164,17 +174,27 @@ class Adam(Optimizer):
             check_nonnegative(weight_decay, "weight_decay"),
             check_flag(maximize, "maximize"),
         )
+        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
         if check_flag(amsgrad, "amsgrad") != self.amsgrad:
             raise ValueError(
                 f"amsgrad={amsgrad} does not match this optimizer (amsgrad={self.amsgrad}): "
                 "it decides which state buffers exist; construct the optimizer with it"
             )
         self.lr, self.betas, self.eps, self.weight_decay, self.maximize = checked
+        self.max_grad_norm = max_norm
 
     def _scalars(self, t: int) -> tuple[float, ...]:
         beta1, beta2 = self.betas
         return adam_scalars(
-            t, self.lr, beta1, beta2, self.eps, self.weight_decay, self.decoupled, self.maximize
+            t,
+            self.lr,
+            beta1,
+            beta2,
+            self.eps,
+            self.weight_decay,
+            self.decoupled,
+            self.maximize,
+            self._grad_scale,
         )
 
 
@@ -208,10 +228,12 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad,
-            maximize=maximize, nonfinite=nonfinite, max_consecutive_skips=max_consecutive_skips,
+            maximize=maximize, max_grad_norm=max_grad_norm, nonfinite=nonfinite,
+            max_consecutive_skips=max_consecutive_skips,
         )  # fmt: skip

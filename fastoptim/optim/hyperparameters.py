@@ -63,6 +63,13 @@ def check_nonnegative(value: Any, name: str) -> float:
     return float(value)
 
 
+def check_max_norm(value: Any, name: str = "max_grad_norm") -> float:
+    """A finite clipping norm > 0, as a float."""
+    if not (_real(value) and 0.0 < value < math.inf):
+        raise ValueError(f"Invalid {name}: {value!r} ({name} must be a finite number > 0, or None)")
+    return float(value)
+
+
 def check_flag(value: Any, name: str) -> bool:
     """A bool option such as ``amsgrad`` or ``maximize`` (numpy bools too, not 0/1)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -40,13 +40,22 @@ class NonFiniteGuard:
         self.consecutive_skips = 0
         self.last_skipped_layers: list[str] = []
 
-    def allows(self, grads: Sequence[np.ndarray], offending: Callable[[], list[str]]) -> bool:
+    def allows(
+        self,
+        grads: Sequence[np.ndarray],
+        offending: Callable[[], list[str]],
+        known_finite: bool | None = None,
+    ) -> bool:
         """Whether the step may go ahead with these 1-D gradient arrays.
 
         False means: skip it. Raises for 'raise', and for 'skip' past the limit.
         ``offending()`` names the layers holding NaN or Inf; it is only called when some do.
+        ``known_finite``: the answer, when a pass over the gradients already gave it (the
+        clipping norm is finite exactly when every gradient is); then nothing is read again.
         """
-        if self.policy == "ignore" or kernels.finite.all_finite(grads):
+        if known_finite is None and self.policy != "ignore":
+            known_finite = kernels.finite.all_finite(grads)
+        if self.policy == "ignore" or known_finite:
             self.consecutive_skips = 0
             return True
         layers = offending()

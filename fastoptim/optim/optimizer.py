@@ -7,15 +7,17 @@ restores everything through ``state_dict``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, MutableMapping
 from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
 
+from fastoptim import kernels
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
-from fastoptim.optim.hyperparameters import check_step
+from fastoptim.optim.hyperparameters import check_max_norm, check_step
 from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.optim.segments import (
     Segment,
@@ -40,8 +42,12 @@ class Optimizer:
         params: FlatParams | MutableMapping[str, np.ndarray],
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        max_grad_norm: float | None = None,
     ) -> None:
         self.nonfinite = NonFiniteGuard(nonfinite, max_consecutive_skips)
+        self.max_grad_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        self.last_grad_norm: float | None = None  # before clipping, of the last step's grads
+        self._grad_scale = 1.0
         self.params: FlatParams = _as_flat_params(params)
         self.layout = self.params.layout
         self.state: dict[str, FlatParams] = {
@@ -73,7 +79,17 @@ class Optimizer:
         ``nonfinite`` policy says (by default the step is skipped; see NonFiniteGuard).
         """
         segments = self._segments(grads)
-        if not self.nonfinite.allows([s[1] for s in segments], partial(_offending, self, segments)):
+        flat_grads = [segment[1] for segment in segments]
+        known_finite = None
+        self._grad_scale = 1.0
+        if self.max_grad_norm is not None:
+            # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
+            # sign, so the gradients are read once here and once in the update
+            norm = kernels.norm.global_norm(flat_grads)
+            self.last_grad_norm = norm
+            known_finite = math.isfinite(norm)
+            self._grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
+        if not self.nonfinite.allows(flat_grads, partial(_offending, self, segments), known_finite):
             return
         scalars = self._scalars(self.t + 1)
         self.kernel.run(segments, scalars)

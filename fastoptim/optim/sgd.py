@@ -9,7 +9,12 @@ import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
-from fastoptim.optim.hyperparameters import check_flag, check_learning_rate, check_nonnegative
+from fastoptim.optim.hyperparameters import (
+    check_flag,
+    check_learning_rate,
+    check_max_norm,
+    check_nonnegative,
+)
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -43,6 +48,8 @@ class SGD(Optimizer):
         L2 penalty :math:`\lambda` >= 0 added to the gradient.
     nesterov : bool
         Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``, as in torch.
+    max_grad_norm : float or None
+        Clip by global norm before each step, as in :class:`Adam`.
     maximize : bool
         Ascend instead of descend (the gradient's sign is flipped).
     nonfinite, max_consecutive_skips
@@ -70,11 +77,14 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
     ) -> None:
-        self._set_hyperparameters(lr, momentum, dampening, weight_decay, nesterov, maximize)
-        super().__init__(params, nonfinite, max_consecutive_skips)
+        self._set_hyperparameters(
+            lr, momentum, dampening, weight_decay, nesterov, maximize, max_grad_norm
+        )
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -84,6 +94,7 @@ class SGD(Optimizer):
             "weight_decay": self.weight_decay,
             "nesterov": self.nesterov,
             "maximize": self.maximize,
+            "max_grad_norm": self.max_grad_norm,
         }
 
     def _set_hyperparameters(
@@ -94,6 +105,7 @@ class SGD(Optimizer):
         weight_decay: float,
         nesterov: bool,
         maximize: bool,
+        max_grad_norm: float | None = None,
     ) -> None:
         checked = (
             check_learning_rate(lr, "lr"),
@@ -103,6 +115,7 @@ class SGD(Optimizer):
             check_flag(nesterov, "nesterov"),
             check_flag(maximize, "maximize"),
         )
+        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
         if checked[4] and (checked[1] <= 0.0 or checked[2] != 0.0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         (
@@ -113,14 +126,16 @@ class SGD(Optimizer):
             self.nesterov,
             self.maximize,
         ) = checked
+        self.max_grad_norm = max_norm
 
     def _scalars(self, t: int) -> tuple[float, ...]:
         first = t == 1 or self.momentum == 0.0  # the buffer is the gradient itself
         return (
-            -1.0 if self.maximize else 1.0,
+            -self._grad_scale if self.maximize else self._grad_scale,
             self.weight_decay,
             0.0 if first else self.momentum,
             1.0 if first else 1.0 - self.dampening,
+            1.0 if self.momentum != 0.0 else 0.0,  # without momentum torch keeps no buffer
             1.0 if self.nesterov else 0.0,
             self.momentum,
             self.lr,
