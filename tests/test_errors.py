@@ -257,3 +257,17 @@ def test_torch_form_hyperparameters(make, message):
     with pytest.raises(ValueError, match=message):
         make(parameters)
     assert_unchanged(before, parameters)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.1"])
+def test_setting_lr_between_steps_is_checked(bad):
+    parameters, grads = make_course()
+    opt = fastoptim.SGD(parameters, lr=0.1, momentum=0.9)
+    opt.step(grads)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        opt.lr = bad
+    assert opt.lr == 0.1
+    for lr in (0.05, 0.01, 0.0):  # a schedule: no recompilation, the new rate is used
+        opt.lr = lr
+        opt.step(grads)
+    assert len(fastoptim.kernels.sgd.variant(np.dtype(np.float64), False).signatures) == 1

@@ -17,7 +17,7 @@ import numpy as np
 from fastoptim import kernels
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
-from fastoptim.optim.hyperparameters import check_max_norm, check_step
+from fastoptim.optim.hyperparameters import check_learning_rate, check_max_norm, check_step
 from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.optim.segments import (
     Segment,
@@ -54,6 +54,16 @@ class Optimizer:
             name: self.params.zeros_like(prefix="") for name in self.state_names
         }
         self.t: int = 0
+
+    @property
+    def lr(self) -> float:
+        """The learning rate. Setting it between steps (a schedule) is checked at once and
+        never recompiles anything: it is a scalar argument of the kernel."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = check_learning_rate(value, "lr")
 
     # -- to be provided by each algorithm -------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
