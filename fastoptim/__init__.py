@@ -11,7 +11,7 @@ Larger models use the flat buffer and the object API::
     opt.step(grads)
 """
 
-from fastoptim import reference
+from fastoptim import reference, schedules
 from fastoptim.checkpoint import CheckpointError, load, save
 from fastoptim.compat import (
     initialize_adam,
@@ -45,6 +45,7 @@ __all__ = [
     "num_threads",
     "reference",
     "save",
+    "schedules",
     "set_num_threads",
     "update_parameters_with_adam",
     "update_parameters_with_gd",

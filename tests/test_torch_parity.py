@@ -119,3 +119,32 @@ def test_every_step_matches_torch(case, dtype):
                         ours.state[state_key][key], state[state_key].numpy(), dtype, t,
                         max(scale, grad_scale) ** power, f"state {state_key} {key}",
                     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (fastoptim.schedules.StepDecay(0.01, step_size=10, gamma=0.5),
+         lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)),
+        (fastoptim.schedules.Exponential(0.01, gamma=0.97),
+         lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.97)),
+    ],
+    ids=["StepLR", "ExponentialLR"],
+)  # fmt: skip
+def test_schedules_match_torch_schedulers_stepped_once_per_step(ours, theirs):
+    rng = np.random.default_rng(1)
+    initial = {k: np.asarray(rng.standard_normal(s)) for k, s in SHAPES.items()}
+    mine = fastoptim.Adam({k: v.copy() for k, v in initial.items()}, lr=ours)
+    tensors = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in initial.items()}
+    optimizer = torch.optim.Adam(list(tensors.values()), lr=0.01, foreach=False)
+    scheduler = theirs(optimizer)
+    for t in range(1, STEPS + 1):
+        grads = {k: np.asarray(rng.standard_normal(s)) for k, s in SHAPES.items()}
+        for key, tensor in tensors.items():
+            tensor.grad = torch.from_numpy(grads[key].copy())
+        assert mine.lr == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-12)
+        optimizer.step()
+        scheduler.step()
+        mine.step(grads)
+        for key, tensor in tensors.items():
+            assert_close(mine.params[key], tensor.detach().numpy(), np.float64, t, 3.0, key)

@@ -12,7 +12,7 @@ from fastoptim.flat import FlatParams
 from fastoptim.optim.hyperparameters import (
     check_epsilon,
     check_flag,
-    check_learning_rate,
+    check_lr_or_schedule,
     check_max_norm,
     check_nonnegative,
 )
@@ -90,7 +90,7 @@ class Adagrad(Optimizer):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
-            "lr": self.lr,
+            "lr": self._lr_setting(),
             "lr_decay": self.lr_decay,
             "weight_decay": self.weight_decay,
             "initial_accumulator_value": self.initial_accumulator_value,
@@ -110,7 +110,7 @@ class Adagrad(Optimizer):
         max_grad_norm: float | None = None,
     ) -> None:
         checked = (
-            check_learning_rate(lr, "lr"),
+            check_lr_or_schedule(lr, getattr(self, "t", 0) + 1),
             check_nonnegative(lr_decay, "lr_decay"),
             check_nonnegative(weight_decay, "weight_decay"),
             check_nonnegative(initial_accumulator_value, "initial_accumulator_value"),

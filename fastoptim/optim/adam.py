@@ -14,7 +14,7 @@ from fastoptim.optim.hyperparameters import (
     check_betas,
     check_epsilon,
     check_flag,
-    check_learning_rate,
+    check_lr_or_schedule,
     check_max_norm,
     check_nonnegative,
 )
@@ -148,7 +148,7 @@ class Adam(Optimizer):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
-            "lr": self.lr,
+            "lr": self._lr_setting(),
             "betas": self.betas,
             "eps": self.eps,
             "weight_decay": self.weight_decay,
@@ -168,7 +168,7 @@ class Adam(Optimizer):
         max_grad_norm: float | None = None,
     ) -> None:
         checked = (
-            check_learning_rate(lr, "lr"),
+            check_lr_or_schedule(lr, getattr(self, "t", 0) + 1),
             check_betas(betas, "betas"),
             check_epsilon(eps),
             check_nonnegative(weight_decay, "weight_decay"),

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from fastoptim import schedules
+
 
 def _real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -18,6 +20,18 @@ def check_learning_rate(value: Any, name: str = "lr") -> float:
     if not (_real(value) and 0.0 <= value < math.inf):
         raise ValueError(f"Invalid learning rate: {value!r} ({name} must be a finite number >= 0)")
     return float(value)
+
+
+def check_lr_or_schedule(value: Any, t: int) -> Any:
+    """A learning rate (a float), or a schedule: a callable of the step number, or a
+    schedule's ``describe()`` dict (from a state_dict). A schedule's rate for step ``t`` is
+    checked now."""
+    if isinstance(value, dict):
+        value = schedules.from_description(value)
+    if callable(value):
+        check_learning_rate(value(t), f"lr({t})")
+        return value
+    return check_learning_rate(value, "lr")
 
 
 def check_beta(value: Any, name: str, label: str = "beta value") -> float:

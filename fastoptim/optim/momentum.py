@@ -9,7 +9,7 @@ import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
-from fastoptim.optim.hyperparameters import check_beta, check_learning_rate
+from fastoptim.optim.hyperparameters import check_beta, check_lr_or_schedule
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -77,10 +77,10 @@ class Momentum(Optimizer):
         super().__init__(params, nonfinite, max_consecutive_skips)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "beta": self.beta}
+        return {"lr": self._lr_setting(), "beta": self.beta}
 
     def _set_hyperparameters(self, lr: float, beta: float) -> None:
-        lr, beta = check_learning_rate(lr, "lr"), check_beta(beta, "beta")
+        lr, beta = check_lr_or_schedule(lr, getattr(self, "t", 0) + 1), check_beta(beta, "beta")
         self.lr, self.beta = lr, beta
 
     def _scalars(self, t: int) -> tuple:

@@ -8,16 +8,21 @@ restores everything through ``state_dict``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
 
-from fastoptim import kernels
+from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import ElementwiseKernel
-from fastoptim.optim.hyperparameters import check_learning_rate, check_max_norm, check_step
+from fastoptim.optim.hyperparameters import (
+    check_learning_rate,
+    check_lr_or_schedule,
+    check_max_norm,
+    check_step,
+)
 from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.optim.segments import (
     Segment,
@@ -57,13 +62,24 @@ class Optimizer:
 
     @property
     def lr(self) -> float:
-        """The learning rate. Setting it between steps (a schedule) is checked at once and
-        never recompiles anything: it is a scalar argument of the kernel."""
-        return self._lr
+        """The learning rate of the next step. Set it to a float, or to a schedule (a
+        callable of the step number ``t``, see :mod:`fastoptim.schedules`) that each step
+        then calls; either is checked at once, and never recompiles anything (the rate is
+        a scalar argument of the kernel)."""
+        return self._lr if self.schedule is None else float(self.schedule(self.t + 1))
 
     @lr.setter
-    def lr(self, value: float) -> None:
-        self._lr = check_learning_rate(value, "lr")
+    def lr(self, value: Any) -> None:
+        t = getattr(self, "t", 0) + 1
+        value = check_lr_or_schedule(value, t)
+        self.schedule: Callable[[int], float] | None = value if callable(value) else None
+        self._lr = check_learning_rate(value(t), f"lr({t})") if callable(value) else value
+
+    def _lr_setting(self) -> Any:
+        """What state_dict saves as ``lr``: the rate, or a describable schedule."""
+        if isinstance(self.schedule, schedules.Schedule):
+            return self.schedule.describe()
+        return self.lr
 
     # -- to be provided by each algorithm -------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
@@ -88,6 +104,9 @@ class Optimizer:
         checked before anything changes. Gradients holding NaN or Inf are handled as the
         ``nonfinite`` policy says (by default the step is skipped; see NonFiniteGuard).
         """
+        t = self.t + 1
+        if self.schedule is not None:  # checked before anything changes
+            check_learning_rate(self.schedule(t), f"lr({t})")
         segments = self._segments(grads)
         flat_grads = [segment[1] for segment in segments]
         known_finite = None
@@ -101,7 +120,7 @@ class Optimizer:
             self._grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
         if not self.nonfinite.allows(flat_grads, partial(_offending, self, segments), known_finite):
             return
-        scalars = self._scalars(self.t + 1)
+        scalars = self._scalars(t)
         self.kernel.run(segments, scalars)
         self.t += 1
 
@@ -214,6 +233,7 @@ class Optimizer:
         ):
             raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
+        check_lr_or_schedule(state_dict["hyperparameters"]["lr"], t + 1)  # at the step to come
         arrays = {}
         for key in self.state_names:
             saved = state_dict["state"][key]

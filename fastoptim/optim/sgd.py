@@ -11,7 +11,7 @@ from fastoptim import kernels
 from fastoptim.flat import FlatParams
 from fastoptim.optim.hyperparameters import (
     check_flag,
-    check_learning_rate,
+    check_lr_or_schedule,
     check_max_norm,
     check_nonnegative,
 )
@@ -88,7 +88,7 @@ class SGD(Optimizer):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
-            "lr": self.lr,
+            "lr": self._lr_setting(),
             "momentum": self.momentum,
             "dampening": self.dampening,
             "weight_decay": self.weight_decay,
@@ -108,7 +108,7 @@ class SGD(Optimizer):
         max_grad_norm: float | None = None,
     ) -> None:
         checked = (
-            check_learning_rate(lr, "lr"),
+            check_lr_or_schedule(lr, getattr(self, "t", 0) + 1),
             check_nonnegative(momentum, "momentum"),
             check_nonnegative(dampening, "dampening"),
             check_nonnegative(weight_decay, "weight_decay"),
