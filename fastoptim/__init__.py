@@ -21,7 +21,16 @@ from fastoptim.compat import (
     update_parameters_with_momentum,
 )
 from fastoptim.flat import FlatParams, Layout, flatten
-from fastoptim.optim import SGD, Adagrad, Adam, AdamW, Momentum, NonFiniteGradientError, Optimizer
+from fastoptim.optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Momentum,
+    NonFiniteGradientError,
+    Optimizer,
+    RMSprop,
+)
 from fastoptim.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -37,6 +46,7 @@ __all__ = [
     "Momentum",
     "NonFiniteGradientError",
     "Optimizer",
+    "RMSprop",
     "flatten",
     "get_num_threads",
     "initialize_adam",

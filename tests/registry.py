@@ -264,6 +264,52 @@ TORCH_FORMS = (
     ),
 )
 
+
+def _torch_rmsprop(centered: bool, momentum: bool) -> Algorithm:
+    names = (
+        ("square_avg",)
+        + (("grad_avg",) if centered else ())
+        + (("momentum_buffer",) if momentum else ())
+    )
+    shared = {"centered": centered, "momentum": 0.9 if momentum else 0.0}
+    return Algorithm(
+        name="rmsprop" + (" centered" if centered else "") + (" momentum" if momentum else ""),
+        course_update=None,
+        course_init=None,
+        make_optimizer=lambda params, hp: fastoptim.RMSprop(params, **hp),
+        state_names=names,
+        state_grad_powers=(2, 1, 1)[: len(names)],
+        hyperparameter_sets=(
+            {
+                "lr": 0.01,
+                "alpha": 0.99,
+                "eps": 1e-8,
+                "weight_decay": 0.0,
+                "maximize": False,
+                **shared,
+            },
+            {
+                "lr": 0.003,
+                "alpha": 0.9,
+                "eps": 1e-6,
+                "weight_decay": 0.1,
+                "maximize": True,
+                "max_grad_norm": 2.0,
+                **shared,
+            },
+        ),
+        bit_identical_float64=False,
+        kernel=fastoptim.kernels.rmsprop,
+        reference_update=_clipped(
+            lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_rmsprop(
+                p, g, s, t, **hp
+            )
+        ),
+        reference_init=lambda p, hp: torch_forms.initialize_state(p, len(names)),
+    )
+
+
+TORCH_FORMS += tuple(_torch_rmsprop(c, m) for c in (False, True) for m in (False, True))
 ALGORITHMS = ALGORITHMS + TORCH_FORMS
 COURSE_ALGORITHMS = tuple(a for a in ALGORITHMS if a.course_update is not None)
 ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}

@@ -76,6 +76,25 @@ HYPERPARAMETERS["adagrad"] = st.fixed_dictionaries(
         "maximize": st.booleans(),
     }
 )
+for centered in (False, True):
+    for momentum in (False, True):
+        name = "rmsprop" + (" centered" if centered else "") + (" momentum" if momentum else "")
+        HYPERPARAMETERS[name] = st.fixed_dictionaries(
+            {
+                "lr": st.floats(0, 0.1),
+                # centered with alpha near 0 estimates a variance of ~0 as s - g_avg**2,
+                # which rounds below 0 in float32 (NaN, in torch too) but not in float64
+                "alpha": st.floats(0.5 if centered else 0.0, 0.999),
+                "eps": st.floats(1e-8, 1e-2),
+                # with L2 decay, g = grad + wd * p can cancel in float32 and g / (sqrt(s) + eps)
+                # amplifies that by up to 1 / eps: beyond tests/tolerances.py's model, which
+                # scales state errors by the gradient's magnitude (left for the registry)
+                "weight_decay": st.just(0.0),
+                "momentum": st.floats(0.01, 0.99) if momentum else st.just(0.0),
+                "centered": st.just(centered),
+                "maximize": st.booleans(),
+            }
+        )
 HYPERPARAMETERS["sgd"] = st.fixed_dictionaries(
     {
         "lr": st.floats(0, 1),

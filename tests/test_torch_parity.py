@@ -1,4 +1,4 @@
-"""Parity with torch.optim itself: Adam, AdamW, SGD and Adagrad with every option combination torch
+"""Parity with torch.optim itself: Adam, AdamW, SGD, Adagrad and RMSprop with every option combination torch
 supports, 100 steps side by side, parameters and state compared after every step.
 
 torch is an optional test extra (``pip install ".[test,torch]"``, pinned to 2.13.0); without
@@ -25,6 +25,7 @@ STATE_KEYS = {
     "AdamW": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     "SGD": ("momentum_buffer",),
     "Adagrad": ("sum",),
+    "RMSprop": ("square_avg", "grad_avg", "momentum_buffer"),
 }
 
 
@@ -53,11 +54,20 @@ def adagrad_options():
                "initial_accumulator_value": initial, "eps": 1e-10, "maximize": maximize}  # fmt: skip
 
 
+def rmsprop_options():
+    for centered, momentum, weight_decay, maximize in itertools.product(
+        (False, True), (0.0, 0.9), (0.0, 0.1), (False, True)
+    ):
+        yield {"lr": 0.003, "alpha": 0.95, "eps": 1e-8, "weight_decay": weight_decay,
+               "momentum": momentum, "centered": centered, "maximize": maximize}  # fmt: skip
+
+
 CASES = (
     [("Adam", o) for o in adam_options(0.1)]
     + [("AdamW", o) for o in adam_options(0.01)]
     + [("SGD", o) for o in sgd_options()]
     + [("Adagrad", o) for o in adagrad_options()]
+    + [("RMSprop", o) for o in rmsprop_options()]
 )
 # global-norm clipping, compared with torch.nn.utils.clip_grad_norm_ before torch's step:
 # max_grad_norm 1 clips every step here (the gradients' norm is about 150), 1e6 never

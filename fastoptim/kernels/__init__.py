@@ -8,6 +8,7 @@ from fastoptim.kernels.finite import finite
 from fastoptim.kernels.gd import gd
 from fastoptim.kernels.momentum import momentum
 from fastoptim.kernels.norm import norm
+from fastoptim.kernels.rmsprop import rmsprop
 from fastoptim.kernels.sgd import sgd
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "gd",
     "momentum",
     "norm",
+    "rmsprop",
     "roof",
     "sgd",
 ]

@@ -5,6 +5,16 @@ from fastoptim.optim.adam import Adam, AdamW
 from fastoptim.optim.momentum import Momentum
 from fastoptim.optim.nonfinite import NonFiniteGradientError
 from fastoptim.optim.optimizer import Optimizer
+from fastoptim.optim.rmsprop import RMSprop
 from fastoptim.optim.sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Momentum", "NonFiniteGradientError", "Optimizer"]
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Momentum",
+    "NonFiniteGradientError",
+    "Optimizer",
+    "RMSprop",
+]
