@@ -9,7 +9,7 @@ for speed) and the block sums are added serially. So the norm has the same bits 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -47,6 +47,11 @@ def _block_sums_of_squares_body(loop):
     return block_sums_of_squares
 
 
+def blocks(size: int) -> int:
+    """How many fixed blocks ``size`` elements make."""
+    return -(-size // BLOCK)
+
+
 class GlobalNorm(ElementwiseKernel):
     """``global_norm(arrays)``: the 2-norm of all arrays taken together, in float64."""
 
@@ -57,11 +62,17 @@ class GlobalNorm(ElementwiseKernel):
         array = types.Array(numba.from_dtype(np.dtype(dtype)), 1, "C", readonly=True)
         return types.none(array, types.Array(types.float64, 1, "C"))
 
-    def global_norm(self, arrays: Iterable[np.ndarray]) -> float:
-        """sqrt of the sum of every element squared (1-D C-contiguous float arrays)."""
+    def global_norm(self, arrays: Sequence[np.ndarray], scratch: np.ndarray | None = None) -> float:
+        """sqrt of the sum of every element squared (1-D C-contiguous float arrays).
+
+        ``scratch``: a float64 array of at least ``blocks(size)`` elements for the largest
+        array, owned by the caller so that a step allocates nothing (made here if omitted).
+        """
+        if scratch is None:
+            scratch = np.empty(max([1, *(blocks(a.size) for a in arrays)]), dtype=np.float64)
         total = 0.0
         for array in arrays:
-            block_sums = np.empty(-(-array.size // BLOCK), dtype=np.float64)
+            block_sums = scratch[: blocks(array.size)]
             self.variant_for(array)(array, block_sums)
             total += float(np.add.reduce(block_sums))  # numpy's fixed pairwise order
         return math.sqrt(total)

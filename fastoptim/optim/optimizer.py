@@ -114,7 +114,7 @@ class Optimizer:
         if self.max_grad_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
-            norm = kernels.norm.global_norm(flat_grads)
+            norm = kernels.norm.global_norm(flat_grads, self._norm_scratch)
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
             self._grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
@@ -172,6 +172,11 @@ class Optimizer:
             check_no_shared_memory(segment, describe)
             segments.append(segment)
         return segments
+
+    @cached_property
+    def _norm_scratch(self) -> np.ndarray:
+        # one block sum per BLOCK elements of the whole buffer: enough for any segment
+        return np.empty(max(1, kernels.norm_blocks(self.layout.size)), dtype=np.float64)
 
     @cached_property
     def _state_buffers(self) -> tuple[np.ndarray, ...]:
