@@ -3,6 +3,7 @@
 import numpy as np
 
 import fastoptim
+from fastoptim.bench.algorithms import ALGORITHMS as BENCH_ALGORITHMS
 from fastoptim.bench.contenders import (
     CourseDicts,
     FastoptimFlat,
@@ -12,7 +13,8 @@ from fastoptim.bench.contenders import (
 )
 from fastoptim.bench.problems import Problem, model_shapes
 
-ALGORITHMS = ("adam", "momentum")
+ALGORITHMS = tuple(BENCH_ALGORITHMS)
+COURSE_ALGORITHMS = tuple(name for name, spec in BENCH_ALGORITHMS.items() if spec.course)
 CONTENDERS = {
     "flat": FastoptimFlat,
     "flat_checked": FastoptimGuarded,

@@ -1,19 +1,21 @@
-"""time_: one optimizer step: flat buffer (with and without the NaN/Inf check) vs course
-drop-ins on dicts vs the numpy reference."""
+"""time_: one optimizer step of every algorithm on the flat buffer (with and without the
+NaN/Inf check), and for the course algorithms the drop-ins on dicts and the numpy reference."""
 
-from .common import ALGORITHMS, ready
+from .common import ALGORITHMS, COURSE_ALGORITHMS, ready
+
+SIZES = [100_000, 1_000_000, 10_000_000]
+DTYPES = ["float32", "float64"]
+PARAM_NAMES = ("algorithm", "elements", "dtype")
 
 
 class Step:
-    params = (ALGORITHMS, [100_000, 1_000_000, 10_000_000], ["float32", "float64"])
-    param_names = ("algorithm", "elements", "dtype")
+    params = (ALGORITHMS, SIZES, DTYPES)
+    param_names = PARAM_NAMES
     timeout = 240
 
     def setup(self, algorithm, n_elements, dtype):
         self.flat = ready("flat", algorithm, n_elements, dtype)
         self.flat_checked = ready("flat_checked", algorithm, n_elements, dtype)
-        self.course = ready("course_dicts", algorithm, n_elements, dtype)
-        self.reference = ready("reference", algorithm, n_elements, dtype)
 
     def time_flat(self, algorithm, n_elements, dtype):
         self.flat.step()
@@ -21,6 +23,16 @@ class Step:
     def time_flat_nonfinite_check(self, algorithm, n_elements, dtype):
         """The default object API: gradients checked for NaN/Inf before the update."""
         self.flat_checked.step()
+
+
+class CourseStep:
+    params = (COURSE_ALGORITHMS, SIZES, DTYPES)
+    param_names = PARAM_NAMES
+    timeout = 240
+
+    def setup(self, algorithm, n_elements, dtype):
+        self.course = ready("course_dicts", algorithm, n_elements, dtype)
+        self.reference = ready("reference", algorithm, n_elements, dtype)
 
     def time_course_dicts(self, algorithm, n_elements, dtype):
         self.course.step()

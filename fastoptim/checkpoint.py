@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fastoptim.flat import FlatParams
+from fastoptim.flat import FlatParams, Layout, same_layers
 from fastoptim.optim.optimizer import Optimizer
 
 FORMAT = "fastoptim-checkpoint"
@@ -49,6 +49,7 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "version": VERSION,
         "algorithm": type(optimizer).__name__,
         "hyperparameters": optimizer.hyperparameters(),
+        "groups": optimizer.group_settings(),
         "t": optimizer.t,
         "layout": optimizer.layout.describe(),
         "state_names": list(optimizer.state),
@@ -84,16 +85,18 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     _check_flat(params, target, f"{path}: params")
     if not np.isfinite(params).all():
         raise CheckpointError(f"{path}: params hold NaN or Inf; this checkpoint cannot continue")
+    saved_layout = _saved_layout(manifest.get("layout"), optimizer.layout, path)
     state: dict[str, dict[str, np.ndarray]] = {}
     for key, flat in states.items():
         state[key] = {}
         if key in optimizer.state:
             _check_flat(flat, target, f"{path}: state {key!r}")
-            views = FlatParams(optimizer.layout, flat)
-            state[key] = {name: views[name] for name in optimizer.layout.names}
+            views = FlatParams(saved_layout, flat)
+            state[key] = {name: views[name] for name in saved_layout.names}
     state_dict = {
         "algorithm": manifest.get("algorithm"),
         "hyperparameters": _hyperparameters(manifest.get("hyperparameters")),
+        "groups": manifest.get("groups", []),
         "t": manifest.get("t"),
         "layout": manifest.get("layout"),
         "state": state,
@@ -102,7 +105,26 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         optimizer.load_state_dict(state_dict)  # checks everything, then writes the state
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path} does not fit this optimizer: {error}") from error
-    np.copyto(target, params)  # cannot fail: same shape and dtype, checked above
+    # cannot fail: same layers, shapes and dtype, checked above
+    if saved_layout == optimizer.layout:
+        np.copyto(target, params)
+    else:  # the same layers laid out in another order (e.g. grouped since)
+        saved = FlatParams(saved_layout, params)
+        for name in saved_layout.names:
+            np.copyto(optimizer.params[optimizer.params.prefix + name], saved[name])
+
+
+def _saved_layout(described: object, layout: Layout, path: object) -> Layout:
+    """The layout the file was written with, once known to hold the same layers as ``layout``."""
+    if not same_layers(described, layout.describe()):
+        raise CheckpointError(
+            f"{path} was saved for another model: its layers (names, shapes or dtype) differ "
+            "from this optimizer's"
+        )
+    assert isinstance(described, dict)
+    if described["names"] == list(layout.names):
+        return layout
+    return Layout(described["names"], described["shapes"], described["dtype"])
 
 
 def _read(path: str) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:

@@ -47,6 +47,19 @@ def _comma_list(convert):
     return lambda text: [convert(part) for part in text.split(",") if part]
 
 
+def _algorithm_list(text: str) -> list[str]:
+    """Names from fastoptim.bench.algorithms, comma-separated, or ``all``."""
+    from fastoptim.bench.algorithms import ALGORITHMS
+
+    names = list(ALGORITHMS) if text == "all" else _comma_list(str)(text)
+    unknown = [name for name in names if name not in ALGORITHMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown algorithm {unknown[0]!r}; choose from {', '.join(ALGORITHMS)} or all"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastoptim",
@@ -65,10 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="time Adam and Momentum side by side: fastoptim, the course drop-ins, the numpy "
+        help="time optimizer steps side by side: fastoptim, the course drop-ins, the numpy "
         "reference, the roof, torch.optim and DeepSpeedCPUAdam (when installed)",
     )
-    bench.add_argument("--algorithms", type=_comma_list(str), default=["adam", "momentum"])
+    bench.add_argument(
+        "--algorithms",
+        type=_algorithm_list,
+        default=["adam", "momentum"],
+        help="adam, momentum, adamw, amsgrad, sgd, adagrad, rmsprop, or all (default: "
+        "adam,momentum)",
+    )
     bench.add_argument(
         "--models",
         "--sizes",

@@ -74,7 +74,9 @@ ALGORITHMS = (
         name="momentum",
         course_update=_momentum_update,
         course_init=lambda module, p: (module.initialize_velocity(p),),
-        make_optimizer=lambda params, hp: fastoptim.Momentum(params, lr=hp["lr"], beta=hp["beta"]),
+        make_optimizer=lambda params, hp: fastoptim.Momentum(
+            params, lr=hp["lr"], beta=hp["beta"], groups=hp.get("groups")
+        ),
         state_names=("velocity",),
         state_grad_powers=(1,),
         hyperparameter_sets=(
@@ -90,7 +92,11 @@ ALGORITHMS = (
         course_update=_adam_update,
         course_init=lambda module, p: module.initialize_adam(p),
         make_optimizer=lambda params, hp: fastoptim.Adam(
-            params, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"]
+            params,
+            lr=hp["lr"],
+            betas=(hp["beta1"], hp["beta2"]),
+            eps=hp["eps"],
+            groups=hp.get("groups"),
         ),
         state_names=("exp_avg", "exp_avg_sq"),
         state_grad_powers=(1, 2),
@@ -136,7 +142,7 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
         return optimizer_class(
             params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
             weight_decay=hp["weight_decay"], amsgrad=amsgrad, maximize=hp["maximize"],
-            max_grad_norm=hp.get("max_grad_norm"),
+            max_grad_norm=hp.get("max_grad_norm"), groups=hp.get("groups"),
         )  # fmt: skip
 
     def update(parameters, grads, states, t, hp):
@@ -310,7 +316,29 @@ def _torch_rmsprop(centered: bool, momentum: bool) -> Algorithm:
 
 
 TORCH_FORMS += tuple(_torch_rmsprop(c, m) for c in (False, True) for m in (False, True))
-ALGORITHMS = ALGORITHMS + TORCH_FORMS
+
+# The course Momentum with clipping: the object API only (the course function has none)
+MOMENTUM_CLIPPED = Algorithm(
+    name="momentum clipped",
+    course_update=None,
+    course_init=None,
+    make_optimizer=lambda params, hp: fastoptim.Momentum(params, **hp),
+    state_names=("velocity",),
+    state_grad_powers=(1,),
+    hyperparameter_sets=(
+        {"lr": 0.01, "beta": 0.9, "max_grad_norm": 1.0},
+        {"lr": 0.1, "beta": 0.5, "max_grad_norm": 1e3},  # mostly not clipping
+    ),
+    bit_identical_float64=False,  # the norm is summed in another order than the reference's
+    kernel=fastoptim.kernels.momentum,
+    reference_update=_clipped(
+        lambda p, g, s, t, hp: reference.update_parameters_with_momentum(
+            p, g, s[0], hp["beta"], hp["lr"]
+        )
+    ),
+    reference_init=lambda p, hp: (reference.initialize_velocity(p),),
+)
+ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED,)
 COURSE_ALGORITHMS = tuple(a for a in ALGORITHMS if a.course_update is not None)
 ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}
 

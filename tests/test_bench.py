@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
+import fastoptim
 from fastoptim import bench
 from fastoptim.bench import report
-from fastoptim.bench.problems import model_shapes
+from fastoptim.bench.algorithms import ALGORITHMS
+from fastoptim.bench.contenders import FastoptimFlat, KernelAlone
+from fastoptim.bench.problems import Problem, model_shapes
 
 
 def test_model_shapes():
@@ -18,7 +22,7 @@ def test_model_shapes():
     assert sum(a * b for _, (a, b) in model_shapes("course")) == 30
 
 
-@pytest.mark.parametrize("algorithm", ["adam", "momentum"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_bench_rows_are_consistent(algorithm, tmp_path):
     lines = []
     rows = bench.run(
@@ -31,13 +35,15 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
         progress=False,
         echo=lines.append,
     )
-    names = {"fastoptim", "fastoptim kernel alone", "fastoptim course dicts", "numpy reference"}
-    names.add("roof")
+    names = {"fastoptim", "fastoptim kernel alone", "roof"}
+    if ALGORITHMS[algorithm].course:
+        names |= {"fastoptim course dicts", "numpy reference"}
     assert {r["implementation"] for r in rows} == names
     for row in rows:
         assert row["ms_per_step"] > 0
         assert row["speedup_over"][row["implementation"]] == pytest.approx(1.0)
-        expected_bytes = (7 if algorithm == "adam" else 5) * 8 * row["elements"]
+        n_state = {"adam": 2, "adamw": 2, "amsgrad": 3}.get(algorithm, 1)
+        expected_bytes = (3 + 2 * n_state) * 8 * row["elements"]
         assert row["gb_per_s"] == pytest.approx(expected_bytes / (row["ms_per_step"] / 1e3) / 1e9)
         for other in rows:
             if other["model"] == row["model"]:
@@ -50,6 +56,8 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
         assert has_overhead == (row["implementation"] == "fastoptim")
     assert any("fastoptim speed-up" in line for line in lines)
     assert sum("fastoptim's Python per step" in line for line in lines) == 2  # one per model
+    if not ALGORITHMS[algorithm].course:
+        assert any("only Adam and Momentum have course functions" in line for line in lines)
 
     report.write_json(str(tmp_path / "out.json"), rows, "test")
     report.write_csv(str(tmp_path / "out.csv"), rows)
@@ -57,3 +65,15 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
     assert len(saved["results"]) == len(rows) and "numba" in saved["machine"]
     with open(tmp_path / "out.csv") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_the_kernel_alone_does_the_same_update(algorithm):
+    problem = Problem(algorithm, "3e4", model_shapes("3e4"), np.dtype(np.float32), 1)
+    inputs = problem.inputs()
+    whole, alone = FastoptimFlat(), KernelAlone()
+    for contender in (whole, alone):
+        contender.setup(problem, *inputs)
+        contender.step()
+    np.testing.assert_array_equal(alone.params.buffer, whole.params.buffer)
+    assert not np.array_equal(whole.params.buffer, fastoptim.flatten(inputs[0]).buffer)

@@ -54,6 +54,13 @@ HYPERPARAMETERS = {
         }
     ),
     "gd": st.fixed_dictionaries({"lr": st.floats(0, 1)}),
+    "momentum clipped": st.fixed_dictionaries(
+        {
+            "lr": st.floats(0, 1),
+            "beta": st.floats(0, 0.999),
+            "max_grad_norm": st.floats(1e-3, 1e3),
+        }
+    ),
 }
 TORCH_ADAM = st.fixed_dictionaries(
     {

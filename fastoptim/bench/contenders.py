@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from types import ModuleType
 from typing import Any
@@ -12,11 +13,9 @@ import numpy as np
 
 import fastoptim
 from fastoptim import kernels, reference
+from fastoptim.bench.algorithms import LR
 from fastoptim.bench.problems import Problem
 from fastoptim.compat.course_update import CourseUpdate
-
-LR = 1e-3
-
 
 Arrays = dict[str, np.ndarray]
 
@@ -52,13 +51,7 @@ class FastoptimFlat(Contender):
         self.grads = self.params.zeros_like(prefix="d")
         for key, value in grads.items():
             self.grads[key] = value
-        self.optimizer: fastoptim.Optimizer
-        if problem.algorithm == "adam":
-            self.optimizer = fastoptim.Adam(self.params, lr=LR, nonfinite=self.nonfinite)
-        else:
-            self.optimizer = fastoptim.Momentum(
-                self.params, lr=LR, beta=0.9, nonfinite=self.nonfinite
-            )
+        self.optimizer = problem.spec.make(self.params, nonfinite=self.nonfinite)
 
     def step(self) -> None:
         self.optimizer.step(self.grads)
@@ -80,11 +73,10 @@ class KernelAlone(FastoptimFlat):
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         super().setup(problem, parameters, grads)
-        self.call = direct_call(
-            self.optimizer.kernel,
-            (self.params.buffer, self.grads.buffer, *self.optimizer._state_buffers),
-            self.optimizer._scalars(1),
-        )
+        optimizer = self.optimizer
+        ((_, _, _, _, _, (param, *states), _),) = optimizer._flat_runs  # one run: no groups
+        scalars = optimizer._scalar_table(1, optimizer._learning_rates(1))[0]
+        self.call = direct_call(optimizer.kernel, (param, self.grads.buffer, *states), scalars)
 
     def step(self) -> None:
         self.call()
@@ -93,6 +85,9 @@ class KernelAlone(FastoptimFlat):
 class CourseDicts(Contender):
     name = "fastoptim course dicts"
     module: ModuleType = fastoptim
+
+    def available(self, problem: Problem) -> str | None:
+        return None if problem.spec.course else "only Adam and Momentum have course functions"
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         params = {k: v.copy() for k, v in parameters.items()}
@@ -112,8 +107,8 @@ class Roof(Contender):
     name = "roof"
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
-        n_state = 2 if problem.algorithm == "adam" else 1
-        self.kernel = kernels.roof.adam_roof if n_state == 2 else kernels.roof.momentum_roof
+        n_state = problem.spec.n_state
+        self.kernel = kernels.roof.FOR_STATES[n_state]
         params = fastoptim.flatten(parameters)
         buffers = (params.buffer, *(params.zeros_like().buffer for _ in range(1 + n_state)))
         self.call = direct_call(self.kernel, buffers, ())
@@ -132,6 +127,11 @@ class Torch(Contender):
     def available(self, problem: Problem) -> str | None:
         if importlib.util.find_spec("torch") is None:
             return "torch is not installed (pip install torch==2.13.0)"
+        import torch
+
+        options = inspect.signature(getattr(torch.optim, problem.spec.torch_class)).parameters
+        if self.implementation != "for-loop" and self.implementation not in options:
+            return f"torch.optim.{problem.spec.torch_class} has no {self.implementation} form"
         return None
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
@@ -143,11 +143,8 @@ class Torch(Contender):
             "foreach": {"foreach": True},
             "fused": {"fused": True},
         }[self.implementation]
-        self.optimizer: Any
-        if problem.algorithm == "adam":
-            self.optimizer = torch.optim.Adam(self.params, lr=LR, **flags)
-        else:
-            self.optimizer = torch.optim.SGD(self.params, lr=LR, momentum=0.9, **flags)
+        optimizer_class = getattr(torch.optim, problem.spec.torch_class)
+        self.optimizer = optimizer_class(self.params, lr=LR, **problem.spec.torch_options, **flags)
 
     def step(self) -> None:
         self.optimizer.step()
@@ -157,8 +154,8 @@ class DeepSpeed(Contender):
     name = "DeepSpeedCPUAdam"
 
     def available(self, problem: Problem) -> str | None:
-        if problem.algorithm != "adam":
-            return "DeepSpeedCPUAdam is Adam only"
+        if problem.spec.deepspeed_options is None:
+            return "DeepSpeedCPUAdam does Adam and AdamW only"
         if problem.dtype != np.float32:
             return "DeepSpeedCPUAdam supports float32 parameters only"
         if importlib.util.find_spec("deepspeed") is None:
@@ -170,7 +167,8 @@ class DeepSpeed(Contender):
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         self.params = torch_parameters(problem, parameters, grads)
-        self.optimizer = DeepSpeedCPUAdam(self.params, lr=LR, adamw_mode=False)
+        options = problem.spec.deepspeed_options or {}  # available() refused None
+        self.optimizer = DeepSpeedCPUAdam(self.params, lr=LR, **options)
 
     def step(self) -> None:
         self.optimizer.step()

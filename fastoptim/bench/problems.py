@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Elements read and written per element of the buffer by one step (param, grad, state).
-TRAFFIC = {"adam": (4, 3), "momentum": (3, 2)}
+from fastoptim.bench.algorithms import ALGORITHMS, BenchAlgorithm
 
 
 @dataclass(frozen=True)
 class Problem:
-    algorithm: str  # "adam" or "momentum"
+    algorithm: str  # a key of fastoptim.bench.algorithms.ALGORITHMS
     model: str  # "1e6", "10000x1000", "course"
     shapes: tuple[tuple[str, tuple[int, ...]], ...]
     dtype: np.dtype
@@ -24,8 +23,12 @@ class Problem:
         return sum(math.prod(shape) for _, shape in self.shapes)
 
     @property
+    def spec(self) -> BenchAlgorithm:
+        return ALGORITHMS[self.algorithm]
+
+    @property
     def bytes_per_step(self) -> int:
-        reads, writes = TRAFFIC[self.algorithm]
+        reads, writes = self.spec.traffic
         return (reads + writes) * self.elements * self.dtype.itemsize
 
     def inputs(self, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

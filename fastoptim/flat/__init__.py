@@ -1,6 +1,6 @@
 """One contiguous buffer for all parameters, with per-layer views."""
 
 from fastoptim.flat.flat_params import FlatParams, flatten
-from fastoptim.flat.layout import ALIGNMENT_BYTES, Layout, aligned_empty
+from fastoptim.flat.layout import ALIGNMENT_BYTES, Layout, aligned_empty, same_layers
 
-__all__ = ["ALIGNMENT_BYTES", "FlatParams", "Layout", "aligned_empty", "flatten"]
+__all__ = ["ALIGNMENT_BYTES", "FlatParams", "Layout", "aligned_empty", "flatten", "same_layers"]

@@ -108,3 +108,17 @@ def aligned_empty(size: int, dtype: np.dtype) -> np.ndarray:
     raw = np.empty(size * itemsize + ALIGNMENT_BYTES, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT_BYTES
     return raw[start : start + size * itemsize].view(dtype)
+
+
+def same_layers(described: object, expected: dict) -> bool:
+    """Whether a ``Layout.describe()`` dict has the same layers (names and shapes, in any
+    order) and dtype as ``expected``: state saved by layer name then fits, whatever order
+    each side lays the layers out in."""
+    if not isinstance(described, dict) or described.keys() != expected.keys():
+        return False
+    try:
+        layers = dict(zip(described["names"], map(list, described["shapes"]), strict=True))
+    except (TypeError, ValueError):
+        return False
+    expected_layers = dict(zip(expected["names"], expected["shapes"], strict=True))
+    return described["dtype"] == expected["dtype"] and layers == expected_layers

@@ -7,6 +7,7 @@ from fastoptim.kernels.elementwise import ElementwiseKernel
 from fastoptim.kernels.finite import finite
 from fastoptim.kernels.gd import gd
 from fastoptim.kernels.momentum import momentum
+from fastoptim.kernels.norm import block_bounds as norm_block_bounds
 from fastoptim.kernels.norm import blocks as norm_blocks
 from fastoptim.kernels.norm import norm
 from fastoptim.kernels.rmsprop import rmsprop
@@ -21,6 +22,7 @@ __all__ = [
     "gd",
     "momentum",
     "norm",
+    "norm_block_bounds",
     "norm_blocks",
     "rmsprop",
     "roof",

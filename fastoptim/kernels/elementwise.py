@@ -66,6 +66,16 @@ class ElementwiseKernel:
         for segment in segments:
             self.variant_for(segment[0])(*segment, *values)
 
+    def run_pieces(
+        self,
+        pieces: Sequence[tuple[int, object, Segment, object]],
+        table: Sequence[Sequence[float]],
+    ) -> None:
+        """``run`` for segments of several groups: piece ``(group, _, segment, _)`` is
+        called with the scalars ``table[group]``."""
+        for group, _, segment, _ in pieces:
+            self.variant_for(segment[0])(*segment, *table[group])
+
     def variant_for(self, param: np.ndarray):
         """The variant ``run`` calls for ``param``: its dtype, serial below
         ``config.SERIAL_BELOW`` elements (threads cost more than they bring there)."""

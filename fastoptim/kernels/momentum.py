@@ -4,14 +4,15 @@ from fastoptim.kernels.elementwise import ElementwiseKernel
 
 
 def _momentum_body(loop):
-    def momentum(param, grad, velocity, beta, one_minus_beta, lr):
+    def momentum(param, grad, velocity, grad_scale, beta, one_minus_beta, lr):
         # Mutates param and velocity in place; assumes equal-length 1-D arrays, one dtype.
+        # grad_scale (clipping) is 1 otherwise: multiplying by 1 is exact, the course bits stay.
         for i in loop(param.size):
-            v = beta * velocity[i] + one_minus_beta * grad[i]
+            v = beta * velocity[i] + one_minus_beta * (grad_scale * grad[i])
             velocity[i] = v
             param[i] = param[i] - lr * v
 
     return momentum
 
 
-momentum = ElementwiseKernel(_momentum_body, n_state=1, n_scalars=3)
+momentum = ElementwiseKernel(_momentum_body, n_state=1, n_scalars=4)

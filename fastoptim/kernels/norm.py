@@ -1,9 +1,11 @@
 """The global gradient norm for clipping: deterministic, one read of the gradients.
 
-The buffer is cut into fixed blocks of ``BLOCK`` elements, whatever the thread count; each
-block's sum of squares is taken in float64 in a fixed order (four interleaved partial sums,
-for speed) and the block sums are added serially. So the norm has the same bits for 1 or
-2 threads, and a NaN or Inf anywhere makes it NaN or Inf: the non-finite check rides on it.
+Each layer is cut into fixed blocks of ``BLOCK`` elements from its own start, whatever the
+thread count and however the gradients arrive (one flat buffer, runs of layers, or one
+array per layer). Each block's sum of squares is taken in float64 in a fixed order (four
+interleaved partial sums, for speed) and all block sums, in layer order, are added by one
+fixed reduction. So the norm has the same bits for 1 or 2 threads and for flat or per-layer
+gradients, and a NaN or Inf anywhere makes it NaN or Inf: the non-finite check rides on it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ BLOCK = 8192
 
 
 def _block_sums_of_squares_body(loop):
-    def block_sums_of_squares(grad, block_sums):
-        n = grad.size
+    def block_sums_of_squares(grad, bounds, block_sums):
+        # block b is grad[bounds[b]:bounds[b + 1]]; writes block_sums[b]
         for block in loop(block_sums.size):
-            start = block * BLOCK
-            stop = min(n, start + BLOCK)
+            start = bounds[block]
+            stop = bounds[block + 1]
             s0 = s1 = s2 = s3 = 0.0
             i = start
             while i + 4 <= stop:
@@ -47,35 +49,56 @@ def _block_sums_of_squares_body(loop):
     return block_sums_of_squares
 
 
+def block_bounds(layer_sizes: Sequence[int]) -> np.ndarray:
+    """The block boundaries of layers laid out one after the other: every layer cut into
+    ``BLOCK``-element blocks from its own start (an empty layer has none), plus the end."""
+    bounds: list[int] = []
+    offset = 0
+    for size in layer_sizes:
+        bounds.extend(range(offset, offset + size, BLOCK))
+        offset += size
+    bounds.append(offset)
+    return np.array(bounds, dtype=np.int64)
+
+
 def blocks(size: int) -> int:
-    """How many fixed blocks ``size`` elements make."""
+    """How many fixed blocks one layer of ``size`` elements makes."""
     return -(-size // BLOCK)
 
 
 class GlobalNorm(ElementwiseKernel):
-    """``global_norm(arrays)``: the 2-norm of all arrays taken together, in float64."""
+    """``global_norm(pieces)``: the 2-norm of all gradients taken together, in float64."""
 
     def __init__(self) -> None:
         super().__init__(_block_sums_of_squares_body, n_state=0, n_scalars=0)
 
     def signature(self, dtype: np.dtype):
         array = types.Array(numba.from_dtype(np.dtype(dtype)), 1, "C", readonly=True)
-        return types.none(array, types.Array(types.float64, 1, "C"))
+        bounds = types.Array(types.int64, 1, "C", readonly=True)
+        return types.none(array, bounds, types.Array(types.float64, 1, "C"))
 
-    def global_norm(self, arrays: Sequence[np.ndarray], scratch: np.ndarray | None = None) -> float:
-        """sqrt of the sum of every element squared (1-D C-contiguous float arrays).
+    def global_norm(
+        self, pieces: Sequence[tuple[np.ndarray, np.ndarray]], scratch: np.ndarray | None = None
+    ) -> float:
+        """sqrt of the sum of every element squared, for ``(grad, bounds)`` pieces in layer
+        order: ``grad`` a 1-D C-contiguous float array, ``bounds`` its ``block_bounds``.
 
-        ``scratch``: a float64 array of at least ``blocks(size)`` elements for the largest
-        array, owned by the caller so that a step allocates nothing (made here if omitted).
+        ``scratch``: a float64 array with room for every block, owned by the caller so
+        that a step allocates nothing (made here if omitted).
         """
+        total_blocks = sum(bounds.size - 1 for _, bounds in pieces)
         if scratch is None:
-            scratch = np.empty(max([1, *(blocks(a.size) for a in arrays)]), dtype=np.float64)
-        total = 0.0
-        for array in arrays:
-            block_sums = scratch[: blocks(array.size)]
-            self.variant_for(array)(array, block_sums)
-            total += float(np.add.reduce(block_sums))  # numpy's fixed pairwise order
-        return math.sqrt(total)
+            scratch = np.empty(total_blocks, dtype=np.float64)
+        start = 0
+        for grad, bounds in pieces:
+            stop = start + bounds.size - 1
+            self.variant_for(grad)(grad, bounds, scratch[start:stop])
+            start = stop
+        return math.sqrt(float(np.add.reduce(scratch[:total_blocks])))  # one fixed order
+
+    def of_arrays(self, arrays: Sequence[np.ndarray]) -> float:
+        """The norm of ``arrays`` taken as layers."""
+        return self.global_norm([(array, block_bounds([array.size])) for array in arrays])
 
 
 norm = GlobalNorm()

@@ -2,6 +2,7 @@
 
 from fastoptim.optim.adagrad import Adagrad
 from fastoptim.optim.adam import Adam, AdamW
+from fastoptim.optim.groups import Group
 from fastoptim.optim.momentum import Momentum
 from fastoptim.optim.nonfinite import NonFiniteGradientError
 from fastoptim.optim.optimizer import Optimizer
@@ -13,6 +14,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Group",
     "Momentum",
     "NonFiniteGradientError",
     "Optimizer",

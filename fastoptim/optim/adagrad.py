@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
+from fastoptim.optim.groups import Group
 from fastoptim.optim.hyperparameters import (
     check_epsilon,
     check_flag,
@@ -49,6 +50,8 @@ class Adagrad(Optimizer):
         Clip by global norm before each step, as in :class:`Adam`.
     maximize : bool
         Ascend instead of descend.
+    groups : list of Group, optional
+        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients; see :class:`Optimizer`.
 
@@ -82,10 +85,11 @@ class Adagrad(Optimizer):
         max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         initial = check_nonnegative(initial_accumulator_value, "initial_accumulator_value")
         self._set_hyperparameters(lr, lr_decay, weight_decay, initial, eps, maximize, max_grad_norm)
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
         self.state["sum"].buffer.fill(initial)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -128,10 +132,10 @@ class Adagrad(Optimizer):
         ) = checked
         self.max_grad_norm = max_norm
 
-    def _scalars(self, t: int) -> tuple[float, ...]:
+    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
         return (
             -self._grad_scale if self.maximize else self._grad_scale,
-            self.weight_decay,
-            self.lr / (1.0 + (t - 1) * self.lr_decay),
+            weight_decay,
+            lr / (1.0 + (t - 1) * self.lr_decay),
             self.eps,
         )

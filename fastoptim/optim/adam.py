@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
+from fastoptim.optim.groups import Group
 from fastoptim.optim.hyperparameters import (
     check_betas,
     check_epsilon,
@@ -102,6 +103,8 @@ class Adam(Optimizer):
         Clip by global norm as ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)``
         does before each step: the gradients are scaled by
         ``min(1, max_grad_norm / (norm + 1e-6))``; ``opt.last_grad_norm`` keeps the norm.
+    groups : list of Group, optional
+        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
         or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
@@ -138,13 +141,14 @@ class Adam(Optimizer):
         max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         self.amsgrad = check_flag(amsgrad, "amsgrad")
         self._set_hyperparameters(lr, betas, eps, weight_decay, amsgrad, maximize, max_grad_norm)
         # AMSGrad keeps the largest second moment seen: one more buffer, its own kernel
         self.kernel = kernels.adam_amsgrad if self.amsgrad else kernels.adam
         self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -183,15 +187,15 @@ class Adam(Optimizer):
         self.lr, self.betas, self.eps, self.weight_decay, self.maximize = checked
         self.max_grad_norm = max_norm
 
-    def _scalars(self, t: int) -> tuple[float, ...]:
+    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
         beta1, beta2 = self.betas
         return adam_scalars(
             t,
-            self.lr,
+            lr,
             beta1,
             beta2,
             self.eps,
-            self.weight_decay,
+            weight_decay,
             self.decoupled,
             self.maximize,
             self._grad_scale,
@@ -231,9 +235,10 @@ class AdamW(Adam):
         max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad,
             maximize=maximize, max_grad_norm=max_grad_norm, nonfinite=nonfinite,
-            max_consecutive_skips=max_consecutive_skips,
+            max_consecutive_skips=max_consecutive_skips, groups=groups,
         )  # fmt: skip

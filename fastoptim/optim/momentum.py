@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
-from fastoptim.optim.hyperparameters import check_beta, check_lr_or_schedule
+from fastoptim.optim.groups import Group
+from fastoptim.optim.hyperparameters import check_beta, check_lr_or_schedule, check_max_norm
 from fastoptim.optim.optimizer import Optimizer
 
 
-def momentum_scalars(beta: float, lr: float) -> tuple[float, ...]:
-    """Kernel scalars ``(beta, 1 - beta, lr)``; ``1 - beta`` is taken in float64."""
-    return (beta, 1.0 - beta, lr)
+def momentum_scalars(beta: float, lr: float, grad_scale: float = 1.0) -> tuple[float, ...]:
+    """Kernel scalars ``(grad_scale, beta, 1 - beta, lr)``; ``1 - beta`` is taken in float64.
+    ``grad_scale`` (clipping) multiplies each gradient first; at 1 that is exact."""
+    return (grad_scale, beta, 1.0 - beta, lr)
 
 
 class Momentum(Optimizer):
@@ -46,6 +48,11 @@ class Momentum(Optimizer):
         Learning rate, finite and >= 0.
     beta : float
         Momentum coefficient in [0, 1).
+    max_grad_norm : float or None
+        Clip by global norm before each step, as in :class:`Adam`: :math:`g_t` is
+        scaled by ``min(1, max_grad_norm / (norm + 1e-6))`` before it enters :math:`v_t`.
+    groups : list of Group, optional
+        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
         or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
@@ -63,6 +70,7 @@ class Momentum(Optimizer):
 
     kernel = kernels.momentum
     state_names = ("velocity",)
+    group_options = ("lr",)  # the course form has no weight decay
 
     def __init__(
         self,
@@ -70,18 +78,23 @@ class Momentum(Optimizer):
         lr: float = 0.01,
         beta: float = 0.9,
         *,
+        max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
-        self._set_hyperparameters(lr=lr, beta=beta)
-        super().__init__(params, nonfinite, max_consecutive_skips)
+        self._set_hyperparameters(lr=lr, beta=beta, max_grad_norm=max_grad_norm)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self._lr_setting(), "beta": self.beta}
+        return {"lr": self._lr_setting(), "beta": self.beta, "max_grad_norm": self.max_grad_norm}
 
-    def _set_hyperparameters(self, lr: float, beta: float) -> None:
+    def _set_hyperparameters(
+        self, lr: float, beta: float, max_grad_norm: float | None = None
+    ) -> None:
         lr, beta = check_lr_or_schedule(lr, getattr(self, "t", 0) + 1), check_beta(beta, "beta")
-        self.lr, self.beta = lr, beta
+        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        self.lr, self.beta, self.max_grad_norm = lr, beta, max_norm
 
-    def _scalars(self, t: int) -> tuple:
-        return momentum_scalars(self.beta, self.lr)
+    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
+        return momentum_scalars(self.beta, lr, self._grad_scale)

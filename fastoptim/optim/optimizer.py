@@ -8,15 +8,22 @@ restores everything through ``state_dict``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from functools import cached_property, partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from fastoptim import kernels, schedules
-from fastoptim.flat import FlatParams, flatten
+from fastoptim.flat import FlatParams, Layout, flatten, same_layers
 from fastoptim.kernels import ElementwiseKernel
+from fastoptim.optim.groups import (
+    Group,
+    ResolvedGroup,
+    layer_order,
+    resolve_groups,
+    restored_groups,
+)
 from fastoptim.optim.hyperparameters import (
     check_learning_rate,
     check_lr_or_schedule,
@@ -33,6 +40,9 @@ from fastoptim.optim.segments import (
 )
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
+# What one kernel call updates: (index of its group, its layers' names, the kernel segment,
+# the block bounds of its gradient for the clipping norm)
+Piece = tuple[int, tuple[str, ...], Segment, np.ndarray]
 
 
 class Optimizer:
@@ -41,6 +51,7 @@ class Optimizer:
 
     kernel: ElementwiseKernel  # set by each algorithm, on the class or (options) per instance
     state_names: tuple[str, ...] = ()
+    group_options: ClassVar[tuple[str, ...]] = ("lr", "weight_decay")  # what a Group may set
 
     def __init__(
         self,
@@ -48,12 +59,16 @@ class Optimizer:
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
         max_grad_norm: float | None = None,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         self.nonfinite = NonFiniteGuard(nonfinite, max_consecutive_skips)
         self.max_grad_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
         self.last_grad_norm: float | None = None  # before clipping, of the last step's grads
         self._grad_scale = 1.0
-        self.params: FlatParams = _as_flat_params(params)
+        names = _layer_names(params)
+        # groups[0] is the default group: the layers no other group selected
+        self.groups: list[ResolvedGroup] = resolve_groups(groups, names, self.group_options, 1)
+        self.params: FlatParams = _as_flat_params(params, layer_order(self.groups, names))
         self.layout = self.params.layout
         self.state: dict[str, FlatParams] = {
             name: self.params.zeros_like(prefix="") for name in self.state_names
@@ -75,11 +90,14 @@ class Optimizer:
         self.schedule: Callable[[int], float] | None = value if callable(value) else None
         self._lr = check_learning_rate(value(t), f"lr({t})") if callable(value) else value
 
-    def _lr_setting(self) -> Any:
-        """What state_dict saves as ``lr``: the rate, or a describable schedule."""
-        if isinstance(self.schedule, schedules.Schedule):
-            return self.schedule.describe()
-        return self.lr
+    def _lr_setting(self, value: Any = None) -> Any:
+        """What state_dict saves for a learning rate (default: ``lr``): the rate, or a
+        describable schedule's description (any other callable: its rate for the next step)."""
+        if value is None:
+            value = self._lr if self.schedule is None else self.schedule
+        if isinstance(value, schedules.Schedule):
+            return value.describe()
+        return float(value(self.t + 1)) if callable(value) else value
 
     # -- to be provided by each algorithm -------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
@@ -90,57 +108,90 @@ class Optimizer:
         """Validate and set every hyper-parameter (raises before setting any)."""
         raise NotImplementedError
 
-    def _scalars(self, t: int) -> tuple[float, ...]:
-        """The kernel's scalar arguments for step ``t``, as Python floats."""
+    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
+        """The kernel's scalar arguments for step ``t`` of a group with this learning rate
+        and weight decay, as Python floats."""
         raise NotImplementedError
 
     # -- stepping ---------------------------------------------------------------------------
     def step(self, grads: GradsLike) -> None:
         """Apply one update with ``grads`` and advance ``t`` by one.
 
-        ``grads`` is a FlatParams with this layout (one kernel call over the whole buffer),
-        a flat array of ``layout.size`` elements, or a dict keyed like the parameters
-        (``'W1'``) or the course way (``'dW1'``), updated layer by layer. Everything is
-        checked before anything changes. Gradients holding NaN or Inf are handled as the
-        ``nonfinite`` policy says (by default the step is skipped; see NonFiniteGuard).
+        ``grads`` is a FlatParams with this layout (one kernel call over the whole buffer,
+        or one per group), a flat array of ``layout.size`` elements, or a dict keyed like
+        the parameters (``'W1'``) or the course way (``'dW1'``), updated layer by layer.
+        Everything is checked before anything changes. Gradients holding NaN or Inf are
+        handled as the ``nonfinite`` policy says (by default the step is skipped; see
+        NonFiniteGuard). Frozen layers are neither read nor written.
         """
         t = self.t + 1
-        if self.schedule is not None:  # checked before anything changes
-            check_learning_rate(self.schedule(t), f"lr({t})")
-        segments = self._segments(grads)
-        flat_grads = [segment[1] for segment in segments]
+        rates = self._learning_rates(t)  # checked before anything changes
+        pieces = self._pieces(grads)
+        flat_grads = [segment[1] for _, _, segment, _ in pieces]
         known_finite = None
         self._grad_scale = 1.0
         if self.max_grad_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
-            norm = kernels.norm.global_norm(flat_grads, self._norm_scratch)
+            norm_pieces = [(segment[1], bounds) for _, _, segment, bounds in pieces]
+            norm = kernels.norm.global_norm(norm_pieces, self._norm_scratch)
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
             self._grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
-        if not self.nonfinite.allows(flat_grads, partial(_offending, self, segments), known_finite):
+        if not self.nonfinite.allows(
+            flat_grads, partial(_offending, self.layout, pieces), known_finite
+        ):
             return
-        scalars = self._scalars(t)
-        self.kernel.run(segments, scalars)
+        self.kernel.run_pieces(pieces, self._scalar_table(t, rates))
         self.t += 1
 
-    def _segments(self, grads: GradsLike) -> list[Segment]:
+    def _learning_rates(self, t: int) -> list[float]:
+        """Each group's learning rate for step ``t``, schedules called and checked."""
+        default = self._lr
+        if self.schedule is not None:
+            default = check_learning_rate(self.schedule(t), f"lr({t})")
+        rates = [default]
+        for index, group in enumerate(self.groups[1:]):
+            if group.lr is None:
+                rates.append(default)
+            elif callable(group.lr):
+                rates.append(check_learning_rate(group.lr(t), f"groups[{index}].lr({t})"))
+            else:
+                rates.append(group.lr)
+        return rates
+
+    def _scalar_table(self, t: int, rates: list[float]) -> list[tuple[float, ...]]:
+        """The kernel scalars of every group (empty for a frozen or empty group)."""
+        default_decay = getattr(self, "weight_decay", 0.0)
+        table: list[tuple[float, ...]] = []
+        for group, lr in zip(self.groups, rates, strict=True):
+            if group.frozen or not group.names:
+                table.append(())
+                continue
+            decay = default_decay if group.weight_decay is None else group.weight_decay
+            table.append(self._scalars(t, lr, decay))
+        return table
+
+    def _pieces(self, grads: GradsLike) -> list[Piece]:
         if isinstance(grads, FlatParams):
             check_same_layout(grads.layout, self.layout, "grads")
-            return [self._flat_segment(grads.buffer)]
+            return self._flat_pieces(grads.buffer)
         if isinstance(grads, np.ndarray):
-            return [self._flat_segment(self._flat_grad(grads))]
+            return self._flat_pieces(self._flat_grad(grads))
         if isinstance(grads, Mapping):
-            return self._layer_segments(grads)
+            return self._layer_pieces(grads)
         raise TypeError(
             f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
         )
 
-    def _flat_segment(self, grad: np.ndarray) -> Segment:
+    def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:
         self._check_buffers_writable()
-        segment = (self.params.buffer, grad, *self._state_buffers)
-        check_no_shared_memory(segment, partial(self._label, None, ""))
-        return segment
+        buffers = (self.params.buffer, grad, *self._state_buffers)
+        check_no_shared_memory(buffers, partial(self._label, None, ""))
+        return [
+            (group, names, (param, grad if whole else grad[start:stop], *states), bounds)
+            for group, names, start, stop, whole, (param, *states), bounds in self._flat_runs
+        ]
 
     def _check_buffers_writable(self) -> None:
         # The buffers are shared with the caller (opt.params, opt.state), who may have made
@@ -162,43 +213,105 @@ class Optimizer:
             )
         return np.ascontiguousarray(grad)
 
-    def _layer_segments(self, grads: Mapping[str, np.ndarray]) -> list[Segment]:
-        prefix = _grad_key_prefix(grads, self.layout.names)
+    def _layer_pieces(self, grads: Mapping[str, np.ndarray]) -> list[Piece]:
+        prefix = _grad_key_prefix(grads, self._updated_names, self.layout.names)
         self._check_buffers_writable()
-        segments = []
-        for name, param, flats in self._layer_views:
+        pieces: list[Piece] = []
+        for group, name, param, flats, kernel_states, bounds in self._layer_views:
             describe = partial(self._label, name, prefix)
-            segment = (flats[0], layer_grad(grads[prefix + name], param, describe), *flats[1:])
+            grad = layer_grad(grads[prefix + name], param, describe)
+            segment = (flats[0], grad, *flats[1:])
             check_no_shared_memory(segment, describe)
-            segments.append(segment)
-        return segments
+            if kernel_states is not None:
+                segment = (flats[0], grad, *kernel_states)
+            pieces.append((group, (name,), segment, bounds))
+        return pieces
+
+    def _kernel_state_order(self) -> tuple[str | None, ...]:
+        """The state buffers in the order the kernel takes them; None where the kernel gets
+        a zero-length place-holder for a buffer these options do not keep (RMSprop)."""
+        return tuple(self.state)
+
+    def _kernel_states(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        absent = np.empty(0, dtype=self.layout.dtype)
+        return tuple(absent if key is None else arrays[key] for key in self._kernel_state_order())
+
+    @cached_property
+    def _updated_names(self) -> tuple[str, ...]:
+        """The layers a step updates, in layout order: all but the frozen ones."""
+        frozen = {name for group in self.groups if group.frozen for name in group.names}
+        return (
+            tuple(name for name in self.layout.names if name not in frozen)
+            if frozen
+            else self.layout.names
+        )
 
     @cached_property
     def _norm_scratch(self) -> np.ndarray:
-        # one block sum per BLOCK elements of the whole buffer: enough for any segment
-        return np.empty(max(1, kernels.norm_blocks(self.layout.size)), dtype=np.float64)
+        # room for the block sums of every layer
+        n_blocks = sum(kernels.norm_blocks(size) for size in self.layout.sizes)
+        return np.empty(max(1, n_blocks), dtype=np.float64)
 
     @cached_property
     def _state_buffers(self) -> tuple[np.ndarray, ...]:
         return tuple(state.buffer for state in self.state.values())
 
     @cached_property
-    def _layer_views(self) -> list[tuple[str, np.ndarray, Segment]]:
-        """Per layer: its name, its parameter view, and 1-D views ``(param, *state)`` of the
-        buffers. Made once: the buffers live as long as the optimizer and never move."""
+    def _flat_runs(self) -> list[tuple[int, tuple[str, ...], int, int, bool, Segment, np.ndarray]]:
+        """Per run of neighbouring layers of one group (frozen ones left out): its group,
+        layer names, ``start:stop`` in the buffer, whether that is the whole buffer, views
+        ``(param, *kernel states)`` of that range and its layers' norm block bounds. Made
+        once: the buffers never move."""
+        group_of = {name: i for i, group in enumerate(self.groups) for name in group.names}
+        runs: list[list[Any]] = []
+        for name in self.layout.names:
+            group = group_of[name]
+            span = self.layout.span(name)
+            if self.groups[group].frozen:
+                continue
+            if runs and runs[-1][0] == group and runs[-1][3] == span.start:
+                runs[-1][1].append(name)
+                runs[-1][3] = span.stop
+            else:
+                runs.append([group, [name], span.start, span.stop])
+        buffers = {key: state.buffer for key, state in self.state.items()}
+        made = []
+        for group, names, start, stop in runs:
+            in_range = {key: buffer[start:stop] for key, buffer in buffers.items()}
+            views = (self.params.buffer[start:stop], *self._kernel_states(in_range))
+            whole = start == 0 and stop == self.layout.size
+            sizes = [self.layout.sizes[self.layout.index(name)] for name in names]
+            bounds = kernels.norm_block_bounds(sizes)
+            made.append((group, tuple(names), start, stop, whole, views, bounds))
+        return made
+
+    @cached_property
+    def _layer_views(
+        self,
+    ) -> list[tuple[int, str, np.ndarray, Segment, Segment | None, np.ndarray]]:
+        """Per updated layer: its group, name, parameter view, 1-D views ``(param, *state)``
+        of the buffers, the state views in the kernel's order when that differs, and its
+        norm block bounds."""
+        group_of = {name: i for i, group in enumerate(self.groups) for name in group.names}
+        reordered = self._kernel_state_order() != tuple(self.state)
         layers = []
         for name in self.layout.names:
+            if self.groups[group_of[name]].frozen:
+                continue
             param = self.params[self.params.prefix + name]
-            flats = (param.ravel(), *(state[name].ravel() for state in self.state.values()))
-            layers.append((name, param, flats))
+            states = {key: state[name].ravel() for key, state in self.state.items()}
+            kernel_states = self._kernel_states(states) if reordered else None
+            flats = (param.ravel(), *states.values())
+            bounds = kernels.norm_block_bounds([param.size])
+            layers.append((group_of[name], name, param, flats, kernel_states, bounds))
         return layers
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy or pickle must remake its views of its own buffers on first use: a copied
         # view would be an independent array.
         state = self.__dict__.copy()
-        state.pop("_state_buffers", None)
-        state.pop("_layer_views", None)
+        for cached in ("_state_buffers", "_layer_views", "_flat_runs"):
+            state.pop(cached, None)
         return state
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
@@ -214,12 +327,14 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training bit-identically, as copies.
 
-        Keys: ``algorithm``, ``hyperparameters``, ``t``, ``layout`` (names, shapes, dtype)
-        and ``state`` (for each state buffer, a dict of arrays by layer name).
+        Keys: ``algorithm``, ``hyperparameters``, ``groups`` (each group's layers and
+        settings, without the default group), ``t``, ``layout`` (names, shapes, dtype) and
+        ``state`` (for each state buffer, a dict of arrays by layer name).
         """
         return {
             "algorithm": type(self).__name__,
             "hyperparameters": self.hyperparameters(),
+            "groups": self.group_settings(),
             "t": self.t,
             "layout": self.layout.describe(),
             "state": {
@@ -227,6 +342,10 @@ class Optimizer:
                 for key, state in self.state.items()
             },
         }
+
+    def group_settings(self) -> list[dict[str, Any]]:
+        """Each group's layers and settings as plain values (the default group left out)."""
+        return [group.describe(self._lr_setting) for group in self.groups[1:]]
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore what ``state_dict`` saved. Everything is checked before anything changes."""
@@ -239,6 +358,7 @@ class Optimizer:
             raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
         check_lr_or_schedule(state_dict["hyperparameters"]["lr"], t + 1)  # at the step to come
+        groups = restored_groups(state_dict.get("groups", []), self.groups, t + 1)
         arrays = {}
         for key in self.state_names:
             saved = state_dict["state"][key]
@@ -246,6 +366,7 @@ class Optimizer:
                 label = f"state_dict['state'][{key!r}][{name!r}]"
                 arrays[key, name] = _checked_state_array(saved[name], label, self.state[key][name])
         self._set_hyperparameters(**state_dict["hyperparameters"])  # validates, then sets
+        self.groups = groups
         for (key, name), array in arrays.items():
             np.copyto(self.state[key][name], array)
         self.t = t
@@ -255,33 +376,49 @@ class Optimizer:
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
 
 
-def _offending(optimizer: Optimizer, segments: list[Segment]) -> list[str]:
-    """The layers whose gradients hold NaN or Inf (one flat segment or one per layer)."""
-    names = optimizer.layout.names
-    if len(segments) == len(names):
-        grads = [segment[1] for segment in segments]
-    else:  # one segment over the whole buffer
-        grads = [segments[0][1][optimizer.layout.span(name)] for name in names]
-    return [name for name, grad in zip(names, grads, strict=True) if not np.isfinite(grad).all()]
+def _offending(layout: Layout, pieces: list[Piece]) -> list[str]:
+    """The layers whose gradients hold NaN or Inf (a piece is one layer or a run of them)."""
+    offending = []
+    for _, names, segment, _ in pieces:
+        start = 0
+        for name in names:
+            size = layout.sizes[layout.index(name)]
+            if not np.isfinite(segment[1][start : start + size]).all():
+                offending.append(name)
+            start += size
+    return offending
 
 
-def _as_flat_params(params: object) -> FlatParams:
+def _layer_names(params: object) -> list[str]:
     if isinstance(params, FlatParams):
-        return params
+        return list(params.layout.names)
     if isinstance(params, MutableMapping):
-        flat = flatten(params)
-        for key in flat:  # the caller's dict now shows the live views
-            params[key] = flat[key]
-        return flat
+        return list(params)
     raise TypeError(f"params must be a FlatParams or a dict of arrays; got {type(params).__name__}")
 
 
-def _grad_key_prefix(grads: Mapping, names: tuple[str, ...]) -> str:
-    """'' when ``grads`` is keyed like the parameters, 'd' when keyed the course way."""
+def _as_flat_params(params: object, order: list[str]) -> FlatParams:
+    """``params`` itself if a FlatParams; a plain dict flattened with its layers in ``order``
+    (group by group) and its entries rebound to the live views."""
+    if isinstance(params, FlatParams):
+        return params
+    assert isinstance(params, MutableMapping)  # _layer_names checked
+    flat = flatten({name: params[name] for name in order})
+    for key in params:  # the caller's dict now shows the live views
+        params[key] = flat[key]
+    return flat
+
+
+def _grad_key_prefix(grads: Mapping, names: tuple[str, ...], allowed: tuple[str, ...]) -> str:
+    """'' when ``grads`` is keyed like the parameters, 'd' when keyed the course way.
+
+    Every layer of ``names`` needs a gradient; those of ``allowed`` (frozen layers too) may
+    have one."""
     for prefix in ("", "d"):
         expected = {prefix + name for name in names}
         if expected <= grads.keys():
-            extra = [key for key in grads if key not in expected]
+            permitted = expected if names is allowed else {prefix + name for name in allowed}
+            extra = [key for key in grads if key not in permitted]
             if extra:
                 raise KeyError(
                     f"grads has keys that are not gradients of any parameter: {extra[:8]}; "
@@ -305,7 +442,7 @@ def _check_state_dict(state_dict, algorithm, layout, state_names) -> None:
         raise ValueError(
             f"state_dict was saved by {state_dict['algorithm']!r}; this optimizer is {algorithm!r}"
         )
-    if state_dict["layout"] != layout:
+    if not same_layers(state_dict["layout"], layout):
         raise ValueError(
             "state_dict was saved for another layout (layer names, shapes or dtype differ); "
             "load it into an optimizer over the same parameters"

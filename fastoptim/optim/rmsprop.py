@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
+from fastoptim.optim.groups import Group
 from fastoptim.optim.hyperparameters import (
     check_beta,
     check_epsilon,
@@ -17,8 +18,7 @@ from fastoptim.optim.hyperparameters import (
     check_max_norm,
     check_nonnegative,
 )
-from fastoptim.optim.optimizer import GradsLike, Optimizer
-from fastoptim.optim.segments import Segment
+from fastoptim.optim.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -61,6 +61,8 @@ class RMSprop(Optimizer):
         Clip by global norm before each step, as in :class:`Adam`.
     maximize : bool
         Ascend instead of descend.
+    groups : list of Group, optional
+        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients; see :class:`Optimizer`.
 
@@ -89,6 +91,7 @@ class RMSprop(Optimizer):
         max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         self.centered = check_flag(centered, "centered")
         self.uses_momentum = check_nonnegative(momentum, "momentum") != 0.0
@@ -100,9 +103,7 @@ class RMSprop(Optimizer):
             + (("grad_avg",) if self.centered else ())
             + (("momentum_buffer",) if self.uses_momentum else ())
         )
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
-        # the kernel's place-holders for the buffers these options do not keep
-        self._absent = np.empty(0, dtype=self.layout.dtype)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -147,25 +148,23 @@ class RMSprop(Optimizer):
         self.lr, self.alpha, self.eps, self.weight_decay, self.momentum, self.maximize = checked
         self.max_grad_norm = max_norm
 
-    def _segments(self, grads: GradsLike) -> list[Segment]:
+    def _kernel_state_order(self) -> tuple[str | None, ...]:
         # the kernel always takes (square_avg, grad_avg, momentum_buffer)
-        return [self._with_place_holders(segment) for segment in super()._segments(grads)]
+        return (
+            "square_avg",
+            "grad_avg" if self.centered else None,
+            "momentum_buffer" if self.uses_momentum else None,
+        )
 
-    def _with_place_holders(self, segment: Segment) -> Segment:
-        param, grad, square_avg, *rest = segment
-        grad_avg = rest.pop(0) if self.centered else self._absent
-        momentum_buffer = rest.pop(0) if self.uses_momentum else self._absent
-        return (param, grad, square_avg, grad_avg, momentum_buffer)
-
-    def _scalars(self, t: int) -> tuple[float, ...]:
+    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
         return (
             -self._grad_scale if self.maximize else self._grad_scale,
-            self.weight_decay,
+            weight_decay,
             self.alpha,
             1.0 - self.alpha,
             self.eps,
             1.0 if self.centered else 0.0,
             1.0 if self.uses_momentum else 0.0,
             self.momentum,
-            self.lr,
+            lr,
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
+from fastoptim.optim.groups import Group
 from fastoptim.optim.hyperparameters import (
     check_flag,
     check_lr_or_schedule,
@@ -52,6 +53,8 @@ class SGD(Optimizer):
         Clip by global norm before each step, as in :class:`Adam`.
     maximize : bool
         Ascend instead of descend (the gradient's sign is flipped).
+    groups : list of Group, optional
+        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
     nonfinite, max_consecutive_skips
         What a step does with NaN or Inf in the gradients; see :class:`Optimizer`.
 
@@ -80,11 +83,12 @@ class SGD(Optimizer):
         max_grad_norm: float | None = None,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         self._set_hyperparameters(
             lr, momentum, dampening, weight_decay, nesterov, maximize, max_grad_norm
         )
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm)
+        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -128,15 +132,15 @@ class SGD(Optimizer):
         ) = checked
         self.max_grad_norm = max_norm
 
-    def _scalars(self, t: int) -> tuple[float, ...]:
+    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
         first = t == 1 or self.momentum == 0.0  # the buffer is the gradient itself
         return (
             -self._grad_scale if self.maximize else self._grad_scale,
-            self.weight_decay,
+            weight_decay,
             0.0 if first else self.momentum,
             1.0 if first else 1.0 - self.dampening,
             1.0 if self.momentum != 0.0 else 0.0,  # without momentum torch keeps no buffer
             1.0 if self.nesterov else 0.0,
             self.momentum,
-            self.lr,
+            lr,
         )

@@ -1,0 +1,80 @@
+"""The algorithms the bench and the asv suite measure, each with its peers' equivalent.
+
+Every entry uses the same hyper-parameters on every side: fastoptim's class, the
+torch.optim class and options that compute the same update (the course Momentum has no
+torch twin; torch's SGD with momentum 0.9 moves the same bytes and stands in), the course
+drop-in where there is one, and DeepSpeedCPUAdam where it implements the algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastoptim
+
+LR = 1e-3
+
+
+@dataclass(frozen=True)
+class BenchAlgorithm:
+    name: str
+    make: Callable[..., fastoptim.Optimizer]  # make(params, nonfinite=...)
+    n_state: int  # state buffers: a step reads 2 + n_state arrays and writes 1 + n_state
+    torch_class: str  # the torch.optim class with ``torch_options``
+    torch_options: dict[str, Any] = field(default_factory=dict)
+    course: bool = False  # has a course drop-in (course dicts, numpy reference)
+    deepspeed_options: dict[str, Any] | None = None  # DeepSpeedCPUAdam(**options), if any
+
+    @property
+    def traffic(self) -> tuple[int, int]:
+        """Arrays read and written per element by one step."""
+        return 2 + self.n_state, 1 + self.n_state
+
+
+ALGORITHMS = {
+    a.name: a
+    for a in (
+        BenchAlgorithm(
+            "adam",
+            lambda p, **kw: fastoptim.Adam(p, lr=LR, **kw),
+            2,
+            "Adam",
+            course=True,
+            deepspeed_options={"adamw_mode": False},
+        ),
+        BenchAlgorithm(
+            "momentum",
+            lambda p, **kw: fastoptim.Momentum(p, lr=LR, beta=0.9, **kw),
+            1,
+            "SGD",
+            {"momentum": 0.9},
+            course=True,
+        ),
+        BenchAlgorithm(
+            "adamw",
+            lambda p, **kw: fastoptim.AdamW(p, lr=LR, weight_decay=1e-2, **kw),
+            2,
+            "AdamW",
+            {"weight_decay": 1e-2},
+            deepspeed_options={"adamw_mode": True, "weight_decay": 1e-2},
+        ),
+        BenchAlgorithm(
+            "amsgrad",
+            lambda p, **kw: fastoptim.Adam(p, lr=LR, amsgrad=True, **kw),
+            3,
+            "Adam",
+            {"amsgrad": True},
+        ),
+        BenchAlgorithm(
+            "sgd",
+            lambda p, **kw: fastoptim.SGD(p, lr=LR, momentum=0.9, nesterov=True, **kw),
+            1,
+            "SGD",
+            {"momentum": 0.9, "nesterov": True},
+        ),
+        BenchAlgorithm("adagrad", lambda p, **kw: fastoptim.Adagrad(p, lr=LR, **kw), 1, "Adagrad"),
+        BenchAlgorithm("rmsprop", lambda p, **kw: fastoptim.RMSprop(p, lr=LR, **kw), 1, "RMSprop"),
+    )
+}
