@@ -37,6 +37,7 @@ from fastoptim.optim.segments import (
     check_same_layout,
     check_writable,
     layer_grad,
+    memory_owner,
 )
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
@@ -150,6 +151,8 @@ class Optimizer:
         default = self._lr
         if self.schedule is not None:
             default = check_learning_rate(self.schedule(t), f"lr({t})")
+        if len(self.groups) == 1:  # the common case, on every step's path
+            return [default]
         rates = [default]
         for index, group in enumerate(self.groups[1:]):
             if group.lr is None:
@@ -163,6 +166,8 @@ class Optimizer:
     def _scalar_table(self, t: int, rates: list[float]) -> list[tuple[float, ...]]:
         """The kernel scalars of every group (empty for a frozen or empty group)."""
         default_decay = getattr(self, "weight_decay", 0.0)
+        if len(self.groups) == 1:
+            return [self._scalars(t, rates[0], default_decay)]
         table: list[tuple[float, ...]] = []
         for group, lr in zip(self.groups, rates, strict=True):
             if group.frozen or not group.names:
@@ -186,17 +191,24 @@ class Optimizer:
 
     def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:
         self._check_buffers_writable()
-        buffers = (self.params.buffer, grad, *self._state_buffers)
-        check_no_shared_memory(buffers, partial(self._label, None, ""))
+        # our own buffers never overlap one another: only the gradient can overlap them
+        if id(memory_owner(grad)) in self._own_memory_owners:
+            buffers = (self.params.buffer, grad, *self._state_buffers)
+            check_no_shared_memory(buffers, partial(self._label, None, ""))
         return [
-            (group, names, (param, grad if whole else grad[start:stop], *states), bounds)
-            for group, names, start, stop, whole, (param, *states), bounds in self._flat_runs
+            (group, names, (views[0], grad if whole else grad[start:stop], *views[1:]), bounds)
+            for group, names, start, stop, whole, views, bounds in self._flat_runs
         ]
 
     def _check_buffers_writable(self) -> None:
         # The buffers are shared with the caller (opt.params, opt.state), who may have made
         # one read-only; the per-layer views made earlier would not know.
-        check_writable(self.params.buffer, "params")
+        for buffer in self._own_buffers:
+            if not buffer.flags.writeable:
+                break
+        else:
+            return
+        check_writable(self.params.buffer, "params")  # raises, naming the buffer
         for key, state in self.state.items():
             check_writable(state.buffer, f"state[{key!r}]")
 
@@ -257,6 +269,14 @@ class Optimizer:
         return tuple(state.buffer for state in self.state.values())
 
     @cached_property
+    def _own_buffers(self) -> tuple[np.ndarray, ...]:
+        return (self.params.buffer, *self._state_buffers)
+
+    @cached_property
+    def _own_memory_owners(self) -> frozenset[int]:
+        return frozenset(id(memory_owner(buffer)) for buffer in self._own_buffers)
+
+    @cached_property
     def _flat_runs(self) -> list[tuple[int, tuple[str, ...], int, int, bool, Segment, np.ndarray]]:
         """Per run of neighbouring layers of one group (frozen ones left out): its group,
         layer names, ``start:stop`` in the buffer, whether that is the whole buffer, views
@@ -310,7 +330,13 @@ class Optimizer:
         # A copy or pickle must remake its views of its own buffers on first use: a copied
         # view would be an independent array.
         state = self.__dict__.copy()
-        for cached in ("_state_buffers", "_layer_views", "_flat_runs"):
+        for cached in (
+            "_state_buffers",
+            "_layer_views",
+            "_flat_runs",
+            "_own_buffers",
+            "_own_memory_owners",
+        ):
             state.pop(cached, None)
         return state
 

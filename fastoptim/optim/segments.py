@@ -60,7 +60,7 @@ def check_no_shared_memory(arrays: Sequence[np.ndarray], describe: Describe) -> 
     Arrays can only overlap when they hang off the same memory owner, which is cheap to
     find; only those pairs get numpy's exact overlap test.
     """
-    owners = [_memory_owner(array) for array in arrays]
+    owners = [memory_owner(array) for array in arrays]
     if len(set(map(id, owners))) == len(owners):
         return
     for later in range(1, len(arrays)):
@@ -75,7 +75,7 @@ def check_no_shared_memory(arrays: Sequence[np.ndarray], describe: Describe) -> 
                 )
 
 
-def _memory_owner(array: np.ndarray) -> object:
+def memory_owner(array: np.ndarray) -> object:
     """The object that owns ``array``'s memory: the end of its chain of bases."""
     owner: object = array
     while isinstance(owner, np.ndarray) and owner.base is not None:

@@ -1,0 +1,74 @@
+"""fastoptim for PyTorch: drop-in torch.optim optimizers whose step is one fastoptim kernel.
+
+Change one line of a torch training loop::
+
+    optimizer = fastoptim.torch.Adam(model.parameters(), lr=1e-3)   # was torch.optim.Adam
+
+Each class derives from the torch.optim class of the same name, so it is constructed the
+same way (``model.parameters()``, ``named_parameters()`` or param groups), has its argument
+names and defaults, works with its schedulers and hooks, and reads and writes its
+state_dict format. On construction the parameters move into one flat buffer per dtype
+(each parameter's ``.data`` becomes a view of it) and the gradients into another, which
+backward accumulates into while ``zero_grad(set_to_none=False)`` keeps them there. Needs
+``pip install 'fastoptim[torch]'`` (torch==2.13.0).
+"""
+
+from __future__ import annotations
+
+try:
+    import torch
+except ImportError as error:  # pragma: no cover - the message is the point
+    raise ImportError(
+        "fastoptim.torch needs PyTorch: pip install 'fastoptim[torch]' (torch==2.13.0)"
+    ) from error
+
+import fastoptim
+from fastoptim.torch.buckets import Bucket
+from fastoptim.torch.optimizer import FlatOptimizer
+
+
+def _adam_or_adamw(group: dict) -> type[fastoptim.Optimizer]:
+    return fastoptim.AdamW if group["decoupled_weight_decay"] else fastoptim.Adam
+
+
+class Adam(FlatOptimizer, torch.optim.Adam):
+    """``torch.optim.Adam`` (``decoupled_weight_decay=True``: AdamW) on flat buffers;
+    :class:`fastoptim.Adam` computes the update. ``capturable`` and ``differentiable``
+    are refused; ``foreach`` and ``fused`` are accepted (the kernel is always fused)."""
+
+    core_class = staticmethod(_adam_or_adamw)
+
+
+class AdamW(FlatOptimizer, torch.optim.AdamW):
+    """``torch.optim.AdamW`` on flat buffers; :class:`fastoptim.AdamW` computes the update."""
+
+    core_class = staticmethod(_adam_or_adamw)
+
+
+class SGD(FlatOptimizer, torch.optim.SGD):
+    """``torch.optim.SGD`` on flat buffers; :class:`fastoptim.SGD` computes the update.
+    As in torch, ``state[p]['momentum_buffer']`` exists only with momentum."""
+
+    core_class = staticmethod(lambda group: fastoptim.SGD)
+    has_step_state = False
+
+    def _state_keys(self, bucket: Bucket) -> tuple[str, ...]:
+        momentum = self.param_groups[bucket.group_index]["momentum"]
+        return ("momentum_buffer",) if momentum != 0 else ()
+
+
+class RMSprop(FlatOptimizer, torch.optim.RMSprop):
+    """``torch.optim.RMSprop`` on flat buffers; :class:`fastoptim.RMSprop` computes the
+    update (``grad_avg`` when centered, ``momentum_buffer`` with momentum, as torch)."""
+
+    core_class = staticmethod(lambda group: fastoptim.RMSprop)
+
+
+class Adagrad(FlatOptimizer, torch.optim.Adagrad):
+    """``torch.optim.Adagrad`` on flat buffers; :class:`fastoptim.Adagrad` computes the
+    update."""
+
+    core_class = staticmethod(lambda group: fastoptim.Adagrad)
+
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "FlatOptimizer", "RMSprop"]

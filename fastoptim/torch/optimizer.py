@@ -1,0 +1,347 @@
+"""FlatOptimizer: what the fastoptim.torch classes add to their torch.optim base class.
+
+Each class derives from the torch.optim class it replaces, so construction, param groups,
+defaults, schedulers, hooks and the state_dict format are torch's own. What changes: the
+parameters and gradients live in flat buffers (see buckets.py) and ``step`` is one
+fastoptim kernel call per bucket on zero-copy numpy views.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastoptim.flat import FlatParams
+from fastoptim.optim import Optimizer
+from fastoptim.optim.nonfinite import NonFiniteGuard
+from fastoptim.torch.buckets import Bucket, build_buckets, check_parameters
+
+# torch options that only choose torch's implementation: accepted, and the kernel is fused
+IMPLEMENTATION_OPTIONS = ("foreach", "fused")
+# torch options fastoptim cannot honour: refused when set
+UNSUPPORTED_OPTIONS = ("capturable", "differentiable")
+# core-class arguments that are fastoptim's own, never taken from a torch param group
+OWN_ARGUMENTS = {"self", "params", "max_grad_norm", "nonfinite", "max_consecutive_skips", "groups"}
+
+
+class FlatOptimizer:
+    """Mixin placed before a torch.optim class; subclasses set ``core_class``.
+
+    ``nonfinite`` and ``max_consecutive_skips`` (keyword-only, fastoptim's own) say what a
+    step does with NaN or Inf in the gradients, as for every fastoptim optimizer: by default
+    the step is skipped with a warning (torch.optim would write the NaN into the weights).
+    """
+
+    # set by each class: which fastoptim optimizer updates a param group
+    core_class: Callable[[dict], type[Optimizer]]
+    has_step_state = True  # torch keeps state['step'] (SGD does not)
+
+    param_groups: list[dict[str, Any]]
+    state: Any
+
+    def __init__(
+        self,
+        params: Any,
+        *args: Any,
+        nonfinite: str = "skip",
+        max_consecutive_skips: int | None = 10,
+        **kwargs: Any,
+    ) -> None:
+        guard = NonFiniteGuard(nonfinite, max_consecutive_skips)  # checked before torch's init
+        super().__init__(params, *args, **kwargs)  # type: ignore[call-arg]
+        self.nonfinite = guard
+        for group in self.param_groups:
+            _check_torch_options(group)
+        check_parameters(self.param_groups)
+        self._buckets: list[Bucket] = []
+        self._build(initial_state=dict(self.state))
+
+    # -- building -----------------------------------------------------------------------------
+    def _build(self, initial_state: dict) -> None:
+        """(Re)make the flat buffers from the current param groups, then adopt
+        ``initial_state`` (torch-format state by parameter) into them."""
+        self._buckets = build_buckets(self.param_groups, self._make_core)
+        for bucket in self._buckets:
+            for index, param in enumerate(bucket.params):
+                saved = initial_state.get(param)
+                if saved:
+                    self._adopt(bucket, index, self._checked_state(bucket, index, saved))
+                else:
+                    self.state.pop(param, None)
+            bucket.uniform = bool(
+                bucket.steps.size == 0 or bucket.steps.min() == bucket.steps.max()
+            )
+
+    def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
+        core_class = self.core_class(group)
+        options = {name: _plain(group[name]) for name in _core_arguments(core_class)}
+        return core_class(params, **options, nonfinite="ignore"), options  # the check is ours
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group``; the buffers are then remade with the new group, and
+        the state of the parameters already there moves with them."""
+        super().add_param_group(param_group)  # type: ignore[misc]
+        if not hasattr(self, "_buckets"):
+            return  # torch's __init__ adds the first groups; _build follows
+        _check_torch_options(self.param_groups[-1])
+        check_parameters(self.param_groups)
+        current = {p: {k: v.clone() for k, v in s.items()} for p, s in self.state.items()}
+        self._build(initial_state=current)
+
+    # -- stepping -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient, as the torch.optim class does;
+        the parameters whose gradient is None are left alone (their step count too)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._sync_hyperparameters()
+        plans = [(bucket, self._active(bucket)) for bucket in self._buckets]
+        if not self.nonfinite.allows(
+            [grad for bucket, active in plans for grad in _grads_read(bucket, active)],
+            lambda: _offending(plans),
+        ):
+            return loss
+        for bucket, active in plans:
+            if active is None:
+                self._step_whole(bucket)
+            else:
+                self._step_layers(bucket, active)
+        return loss
+
+    def _sync_hyperparameters(self) -> None:
+        """Give each bucket's optimizer its group's current settings (schedulers and users
+        change them in ``param_groups``); checked before anything changes."""
+        for bucket in self._buckets:
+            group = self.param_groups[bucket.group_index]
+            core = bucket.core
+            if self.core_class(group) is not type(core):
+                raise ValueError(
+                    f"param_groups[{bucket.group_index}] now asks for another algorithm "
+                    f"than {type(core).__name__}; construct a new optimizer for it"
+                )
+            options = {name: _plain(group[name]) for name in _core_arguments(type(core))}
+            if options != bucket.options:
+                core._set_hyperparameters(**options)  # validates, then sets
+                bucket.options = options
+
+    def _active(self, bucket: Bucket) -> list[int] | None:
+        """None when the whole bucket steps as one (every gradient in the buffer, every
+        step count equal); else the indices of the parameters that have a gradient, whose
+        gradients are first copied into the buffer (and re-attached there)."""
+        if bucket.uniform and bucket.attached():
+            return None
+        active = []
+        for index, (param, view) in enumerate(zip(bucket.params, bucket.grad_views, strict=True)):
+            _keep_data_in_buffer(bucket, index)
+            grad = param.grad
+            if grad is None:
+                continue
+            if grad is not view:
+                if grad.is_sparse:
+                    raise TypeError(
+                        f"the gradient of {bucket.names[index]!r} is sparse; fastoptim.torch "
+                        "takes dense gradients"
+                    )
+                view.copy_(grad)
+                param.grad = view  # backward accumulates into the buffer again
+            active.append(index)
+        if bucket.uniform and len(active) == len(bucket.params):
+            return None
+        return active
+
+    def _step_whole(self, bucket: Bucket) -> None:
+        """One kernel call over the bucket."""
+        if bucket.steps.size == 0:
+            return
+        bucket.core.t = int(bucket.steps[0])
+        bucket.core.step(bucket.grads)
+        bucket.count_steps()
+        if not bucket.exposed:
+            for index in range(len(bucket.params)):
+                self._expose(bucket, index)
+            bucket.exposed = True
+
+    def _step_layers(self, bucket: Bucket, active: list[int]) -> None:
+        """One kernel call per parameter that has a gradient, each at its own step count."""
+        core = bucket.core
+        layers = core._layer_views
+        for index in active:
+            _, name, _, flats, kernel_states, _ = layers[index]
+            t = int(bucket.steps[index]) + 1
+            scalars = core._scalar_table(t, core._learning_rates(t))[0]
+            grad = bucket.grads[name].reshape(-1)
+            segment = (flats[0], grad, *(flats[1:] if kernel_states is None else kernel_states))
+            core.kernel.variant_for(flats[0])(*segment, *scalars)
+            self._expose(bucket, index)
+        bucket.count_steps(active)
+
+    def _expose(self, bucket: Bucket, index: int) -> None:
+        """torch's ``state[param]`` for a parameter that has stepped: views of the buffers."""
+        param, name = bucket.params[index], bucket.names[index]
+        if param in self.state:
+            return
+        state: dict[str, torch.Tensor] = {}
+        if self.has_step_state:
+            state["step"] = bucket.step_views[index]
+        for key in self._state_keys(bucket):
+            state[key] = torch.from_numpy(bucket.core.state[key][name])
+        self.state[param] = state
+
+    def _state_keys(self, bucket: Bucket) -> tuple[str, ...]:
+        """The state tensors torch keeps for this bucket's parameters (besides 'step')."""
+        return tuple(bucket.core.state)
+
+    def _adopt(self, bucket: Bucket, index: int, saved: dict[str, torch.Tensor]) -> None:
+        """Copy checked torch-format state of one parameter into the buffers."""
+        name = bucket.names[index]
+        for key in self._state_keys(bucket):
+            bucket.core.state[key][name][...] = saved[key].numpy()
+        # SGD counts no steps: a saved momentum buffer means its first step is behind it
+        bucket.steps[index] = saved["step"] if self.has_step_state else 1.0
+        self.state.pop(bucket.params[index], None)
+        self._expose(bucket, index)
+
+    # -- gradients ----------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``zero_grad``. With ``set_to_none=False`` every gradient that is not None
+        is zeroed in the buffer (one fill per bucket) and re-attached there if it had moved
+        out, so the next backward accumulates straight into the buffer."""
+        if set_to_none:
+            super().zero_grad(set_to_none=True)  # type: ignore[misc]
+            return
+        for bucket in self._buckets:
+            if bucket.attached():
+                bucket.grads.buffer.fill(0)
+                continue
+            for param, view in zip(bucket.params, bucket.grad_views, strict=True):
+                if param.grad is not None:
+                    view.zero_()
+                    param.grad = view
+
+    # -- saving and restoring -----------------------------------------------------------------
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict`` (a state dict of this class or of the torch.optim
+        class it replaces), then the state is checked and copied into the buffers. On any
+        error the optimizer is left as it was."""
+        before_state, before_groups = self.state, [dict(g) for g in self.param_groups]
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        try:
+            adopted = []
+            for bucket in self._buckets:
+                for index, param in enumerate(bucket.params):
+                    saved = self.state.get(param)
+                    if saved:
+                        adopted.append((bucket, index, self._checked_state(bucket, index, saved)))
+            self._sync_hyperparameters()
+        except Exception:
+            self.__setstate__({"state": before_state, "param_groups": before_groups})  # type: ignore[attr-defined]
+            self._sync_hyperparameters()
+            raise
+        self.state = defaultdict(dict)
+        for bucket in self._buckets:  # what the loaded state does not name starts afresh
+            bucket.steps[:] = 0
+            bucket.exposed = False
+            for buffer in bucket.core.state.values():
+                buffer.buffer.fill(0)
+        for bucket, index, checked in adopted:
+            self._adopt(bucket, index, checked)
+        for bucket in self._buckets:
+            bucket.uniform = bool(
+                bucket.steps.size == 0 or bucket.steps.min() == bucket.steps.max()
+            )
+
+    def _checked_state(self, bucket: Bucket, index: int, saved: dict) -> dict:
+        """A parameter's torch-format state, checked: the tensors this bucket keeps, of the
+        parameter's shape, finite, and a whole ``step`` >= 0 where torch counts steps."""
+        param, label = bucket.params[index], f"state of {bucket.names[index]!r}"
+        keys = self._state_keys(bucket) + (("step",) if self.has_step_state else ())
+        missing = [key for key in keys if key not in saved]
+        if missing:
+            raise KeyError(f"{label} lacks {missing}; it was saved by another algorithm or options")
+        checked: dict[str, Any] = {}
+        for key in self._state_keys(bucket):
+            value = saved[key]
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{label}[{key!r}] is not a tensor of the parameter's shape "
+                    f"{tuple(param.shape)}: the state dict belongs to another model"
+                )
+            value = value.detach().to("cpu", param.dtype)
+            if not torch.isfinite(value).all():
+                raise ValueError(f"{label}[{key!r}] holds NaN or Inf; it cannot continue training")
+            checked[key] = value
+        if self.has_step_state:
+            step = float(saved["step"])
+            if not (step >= 0 and step == int(step)):
+                raise ValueError(f"{label}['step'] is {step}; expected a whole number >= 0")
+            checked["step"] = step
+        return checked
+
+
+def _keep_data_in_buffer(bucket: Bucket, index: int) -> None:
+    """If ``param.data`` was replaced, take its values into the buffer and point it back."""
+    param = bucket.params[index]
+    if param.data_ptr() == bucket.data_pointers[index]:
+        return
+    name = bucket.names[index]
+    view = bucket.core.params[name]
+    if tuple(param.shape) != view.shape or param.dtype != torch.from_numpy(view).dtype:
+        raise ValueError(
+            f"{name!r} was given data of shape {tuple(param.shape)} and {param.dtype} "
+            f"instead of {view.shape} and {view.dtype}; construct a new optimizer for it"
+        )
+    view[...] = param.detach().numpy()
+    param.data = torch.from_numpy(view)
+    bucket.data_pointers[index] = param.data_ptr()
+
+
+def _grads_read(bucket: Bucket, active: list[int] | None) -> list[np.ndarray]:
+    if active is None:
+        return [bucket.grads.buffer]
+    return [bucket.grads[bucket.names[index]].reshape(-1) for index in active]
+
+
+def _offending(plans: list[tuple[Bucket, list[int] | None]]) -> list[str]:
+    names = []
+    for bucket, active in plans:
+        for index in range(len(bucket.params)) if active is None else active:
+            if not np.isfinite(bucket.grads[bucket.names[index]]).all():
+                names.append(bucket.names[index])
+    return names
+
+
+def _check_torch_options(group: dict) -> None:
+    for option in UNSUPPORTED_OPTIONS:
+        if group.get(option):
+            raise ValueError(
+                f"{option}=True is not supported by fastoptim.torch (a CPU optimizer over "
+                "flat buffers); use torch.optim for it"
+            )
+
+
+_CORE_ARGUMENTS: dict[type, tuple[str, ...]] = {}
+
+
+def _core_arguments(core_class: type) -> tuple[str, ...]:
+    """The hyper-parameters of a fastoptim class, which torch's param groups also hold."""
+    if core_class not in _CORE_ARGUMENTS:
+        parameters = inspect.signature(core_class).parameters
+        _CORE_ARGUMENTS[core_class] = tuple(n for n in parameters if n not in OWN_ARGUMENTS)
+    return _CORE_ARGUMENTS[core_class]
+
+
+def _plain(value: Any) -> Any:
+    """Plain Python values for fastoptim's checks (torch allows tensors for lr and betas)."""
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
