@@ -36,6 +36,16 @@ from fastoptim.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # fastoptim.torch imports torch, an optional extra: loaded on first use only
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module("fastoptim.torch")
+    raise AttributeError(f"module 'fastoptim' has no attribute {name!r}")
+
+
 __all__ = [
     "SGD",
     "Adagrad",

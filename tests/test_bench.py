@@ -77,3 +77,23 @@ def test_the_kernel_alone_does_the_same_update(algorithm):
         contender.step()
     np.testing.assert_array_equal(alone.params.buffer, whole.params.buffer)
     assert not np.array_equal(whole.params.buffer, fastoptim.flatten(inputs[0]).buffer)
+
+
+def test_the_torch_model_mode_steps_a_real_module(monkeypatch):
+    """The torch rows step the parameters of an nn.Module (here a small stand-in for the
+    100M-parameter stack) and fastoptim.torch does the same update as torch.optim."""
+    torch = pytest.importorskip("torch")
+    from fastoptim.bench import contenders, problems
+
+    monkeypatch.setitem(problems.TORCH_MODELS, "linear-tiny", (3, 8))
+    problem = Problem("adamw", "linear-tiny", model_shapes("linear-tiny"), np.dtype(np.float64), 1)
+    assert [shape for _, shape in problem.shapes] == [(8, 8), (8,)] * 3
+    inputs = problem.inputs()
+    ours, theirs = contenders.FastoptimTorch(), contenders.Torch("fused")
+    for contender in (ours, theirs):
+        contender.setup(problem, *inputs)
+        assert all(isinstance(p, torch.nn.Parameter) for p in contender.params)
+        for _ in range(3):
+            contender.step()
+    for mine, reference in zip(ours.params, theirs.params, strict=True):
+        np.testing.assert_allclose(mine.detach().numpy(), reference.detach().numpy(), rtol=1e-12)

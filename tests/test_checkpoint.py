@@ -169,11 +169,10 @@ SAVER = textwrap.dedent(
     import numpy as np
     import fastoptim
 
-    path = sys.argv[1]
+    path, generation = sys.argv[1], int(sys.argv[2])
     params = fastoptim.flatten({{"W": np.zeros({ELEMENTS}, np.float32)}})
     opt = fastoptim.Momentum(params, lr=0.1, beta=0.9)
-    if os.path.exists(path):  # go on from the last complete save of a killed saver
-        fastoptim.load(path, opt)
+    opt.t = generation  # go on from the last complete save, which the test has just loaded
     print("ready", flush=True)
     while True:  # save generation after generation until killed
         opt.t += 1
@@ -198,8 +197,12 @@ def test_a_save_killed_at_random_moments_always_leaves_a_loadable_checkpoint(tmp
     generations = []
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     for trial in range(CRASH_TRIALS):
+        last = str(generations[-1] if generations else 0)
         saver = subprocess.Popen(
-            [sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, str(script), str(path), last],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert saver.stdout is not None and saver.stdout.readline() == "ready\n"
         if trial == 0:

@@ -14,7 +14,7 @@ import numpy as np
 import fastoptim
 from fastoptim import kernels, reference
 from fastoptim.bench.algorithms import LR
-from fastoptim.bench.problems import Problem
+from fastoptim.bench.problems import TORCH_MODELS, Problem
 from fastoptim.compat.course_update import CourseUpdate
 
 Arrays = dict[str, np.ndarray]
@@ -150,6 +150,38 @@ class Torch(Contender):
         self.optimizer.step()
 
 
+class FastoptimTorch(Contender):
+    """fastoptim.torch's optimizer of the same name on the same torch parameters as the
+    torch.optim rows, without the NaN/Inf check (the peers do none)."""
+
+    name = "fastoptim.torch"
+    nonfinite = "ignore"
+
+    def available(self, problem: Problem) -> str | None:
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed (pip install 'fastoptim[torch]')"
+        return None
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        import fastoptim.torch
+
+        self.params = torch_parameters(problem, parameters, grads)
+        optimizer_class = getattr(fastoptim.torch, problem.spec.torch_class)
+        self.optimizer = optimizer_class(
+            self.params, lr=LR, **problem.spec.torch_options, nonfinite=self.nonfinite
+        )
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+class FastoptimTorchChecked(FastoptimTorch):
+    """fastoptim.torch as constructed by default: the gradients are checked first."""
+
+    name = "fastoptim.torch checked"
+    nonfinite = "skip"
+
+
 class DeepSpeed(Contender):
     name = "DeepSpeedCPUAdam"
 
@@ -182,15 +214,24 @@ def direct_call(kernel: kernels.ElementwiseKernel, segment: tuple, values: tuple
 
 
 def torch_parameters(problem: Problem, parameters: Arrays, grads: Arrays) -> list:
-    """One torch Parameter per layer, with its gradient set, on ``problem.threads`` threads."""
+    """The parameters of a real ``nn.Module`` for the torch models (a stack of Linear
+    layers), else one torch Parameter per layer; gradients set, ``problem.threads`` threads."""
     import torch
 
     torch.set_num_threads(problem.threads)
-    params = []
-    for value, grad in zip(parameters.values(), grads.values(), strict=True):
-        param = torch.nn.Parameter(torch.from_numpy(value.copy()))
+    if problem.model in TORCH_MODELS:
+        layers, width = TORCH_MODELS[problem.model]
+        with torch.device("meta"):  # shapes only: the values come from ``parameters``
+            module = torch.nn.Sequential(*(torch.nn.Linear(width, width) for _ in range(layers)))
+        module = module.to_empty(device="cpu").to(getattr(torch, problem.dtype.name))
+        params = list(module.parameters())
+        for param, value in zip(params, parameters.values(), strict=True):
+            with torch.no_grad():
+                param.copy_(torch.from_numpy(value))
+    else:
+        params = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in parameters.values()]
+    for param, grad in zip(params, grads.values(), strict=True):
         param.grad = torch.from_numpy(grad.copy())
-        params.append(param)
     return params
 
 
@@ -205,5 +246,7 @@ def all_contenders() -> list[Contender]:
         Torch("for-loop"),
         Torch("foreach"),
         Torch("fused"),
+        FastoptimTorch(),
+        FastoptimTorchChecked(),
         DeepSpeed(),
     ]

@@ -43,9 +43,21 @@ class Problem:
         return parameters, grads
 
 
+# torch models (nn.Sequential of Linear layers), by name: (number of layers, width)
+TORCH_MODELS = {"linear-100m": (10, 3162), "linear-many": (2000, 64)}
+
+
 def model_shapes(model: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Layer shapes for a model name: a size (``1e6``: one weight and a 1,000-element bias),
-    ``LAYERSxSIZE`` (many equal layers) or ``course`` (the course's [2, 5, 2, 1] network)."""
+    ``LAYERSxSIZE`` (many equal layers), ``course`` (the course's [2, 5, 2, 1] network), or
+    a torch model of ``TORCH_MODELS`` (its Linear layers' weights and biases, in order)."""
+    if model in TORCH_MODELS:
+        layers, width = TORCH_MODELS[model]
+        return tuple(
+            (f"{layer}.{kind}", (width, width) if kind == "weight" else (width,))
+            for layer in range(layers)
+            for kind in ("weight", "bias")
+        )
     if model == "course":
         dims = [2, 5, 2, 1]
         shapes = []

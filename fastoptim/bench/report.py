@@ -104,6 +104,8 @@ def _short(name: str) -> str:
         "torch foreach": "t-fe",
         "torch fused": "t-fused",
         "DeepSpeedCPUAdam": "DS",
+        "fastoptim.torch": "fo.torch",
+        "fastoptim.torch checked": "fo.t.chk",
     }.get(name, name[:8])
 
 

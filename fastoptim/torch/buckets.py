@@ -10,6 +10,7 @@ gradient buffer, so module code keeps working and backward accumulates in place.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ import torch
 
 from fastoptim.flat import ALIGNMENT_BYTES, FlatParams, Layout, aligned_empty
 from fastoptim.optim import Optimizer
+
+_GRAD = operator.attrgetter("grad")
 
 DTYPES: dict[torch.dtype, np.dtype] = {
     torch.float32: np.dtype(np.float32),
@@ -54,16 +57,10 @@ class Bucket:
     def attached(self) -> bool:
         """True when every parameter has its gradient in the buffer and its data in place:
         then one kernel call over the bucket is the whole update."""
-        for param, grad in zip(self.params, self.grad_views, strict=True):
-            if param.grad is not grad:
-                return False
-        return self.data_in_place()
-
-    def data_in_place(self) -> bool:
-        for param, pointer in zip(self.params, self.data_pointers, strict=True):
-            if param.data_ptr() != pointer:
-                return False
-        return True
+        # map() keeps the per-parameter loop in C: this runs on every step
+        return all(map(operator.is_, map(_GRAD, self.params), self.grad_views)) and (
+            list(map(torch.Tensor.data_ptr, self.params)) == self.data_pointers
+        )
 
 
 def layer_names(groups: Sequence[dict]) -> list[list[str]]:

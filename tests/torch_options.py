@@ -1,0 +1,54 @@
+"""Every option combination of torch.optim's Adam, AdamW, SGD, Adagrad and RMSprop that the
+parity tests run: ``CASES`` is a list of (class name, keyword arguments)."""
+
+from __future__ import annotations
+
+import itertools
+
+
+def adam_options(default_decay):
+    for weight_decay, amsgrad, maximize in itertools.product(
+        (0.0, default_decay, 0.5), (False, True), (False, True)
+    ):
+        yield {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": weight_decay,
+               "amsgrad": amsgrad, "maximize": maximize}  # fmt: skip
+
+
+def sgd_options():
+    shapes = [(0.0, 0.0, False), (0.9, 0.0, False), (0.9, 0.0, True), (0.9, 0.3, False)]
+    for (momentum, dampening, nesterov), weight_decay, maximize in itertools.product(
+        shapes, (0.0, 0.1), (False, True)
+    ):
+        yield {"lr": 0.05, "momentum": momentum, "dampening": dampening,
+               "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}  # fmt: skip
+
+
+def adagrad_options():
+    for lr_decay, weight_decay, initial, maximize in itertools.product(
+        (0.0, 0.01), (0.0, 0.1), (0.0, 0.5), (False, True)
+    ):
+        yield {"lr": 0.05, "lr_decay": lr_decay, "weight_decay": weight_decay,
+               "initial_accumulator_value": initial, "eps": 1e-10, "maximize": maximize}  # fmt: skip
+
+
+def rmsprop_options():
+    for centered, momentum, weight_decay, maximize in itertools.product(
+        (False, True), (0.0, 0.9), (0.0, 0.1), (False, True)
+    ):
+        yield {"lr": 0.003, "alpha": 0.95, "eps": 1e-8, "weight_decay": weight_decay,
+               "momentum": momentum, "centered": centered, "maximize": maximize}  # fmt: skip
+
+
+CASES = (
+    [("Adam", o) for o in adam_options(0.1)]
+    + [("AdamW", o) for o in adam_options(0.01)]
+    + [("SGD", o) for o in sgd_options()]
+    + [("Adagrad", o) for o in adagrad_options()]
+    + [("RMSprop", o) for o in rmsprop_options()]
+)
+
+
+def case_id(case):
+    name, options = case
+    on = [k if v is True else f"{k}={v}" for k, v in options.items() if v not in (False, 0.0)]
+    return f"{name}(" + ",".join(o for o in on if not o.startswith(("lr", "betas", "eps"))) + ")"
