@@ -38,11 +38,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # fastoptim.torch imports torch, an optional extra: loaded on first use only
-    if name == "torch":
+    # fastoptim.torch and fastoptim.distributed need optional extras (torch, mpi4py):
+    # loaded on first use only
+    if name in ("torch", "distributed"):
         import importlib
 
-        return importlib.import_module("fastoptim.torch")
+        return importlib.import_module(f"fastoptim.{name}")
     raise AttributeError(f"module 'fastoptim' has no attribute {name!r}")
 
 

@@ -21,7 +21,8 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -42,8 +43,6 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
     The previous file at ``path``, if any, stays complete until the new one has been fully
     written and synced; then it is replaced in one rename.
     """
-    path = os.path.abspath(os.fspath(path))
-    directory, name = os.path.split(path)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -56,10 +55,17 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
     }
     arrays = {"manifest": np.array(json.dumps(manifest)), "params": optimizer.params.buffer}
     arrays.update({f"state.{key}": state.buffer for key, state in optimizer.state.items()})
+    write_atomically(path, lambda file: np.savez(file, **arrays))  # type: ignore[arg-type]
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """``write(file)`` into a temporary file next to ``path``, synced, then renamed over
+    ``path`` and the directory synced: ``path`` is the old file or the new one, never torn."""
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
     descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)  # type: ignore[arg-type]
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -61,6 +61,11 @@ def block_bounds(layer_sizes: Sequence[int]) -> np.ndarray:
     return np.array(bounds, dtype=np.int64)
 
 
+def reduce_block_sums(block_sums: np.ndarray) -> float:
+    """The sum of all block sums, in numpy's fixed pairwise order."""
+    return float(np.add.reduce(block_sums))
+
+
 def blocks(size: int) -> int:
     """How many fixed blocks one layer of ``size`` elements makes."""
     return -(-size // BLOCK)
@@ -89,12 +94,19 @@ class GlobalNorm(ElementwiseKernel):
         total_blocks = sum(bounds.size - 1 for _, bounds in pieces)
         if scratch is None:
             scratch = np.empty(total_blocks, dtype=np.float64)
+        return math.sqrt(reduce_block_sums(self.block_sums(pieces, scratch[:total_blocks])))
+
+    def block_sums(
+        self, pieces: Sequence[tuple[np.ndarray, np.ndarray]], out: np.ndarray
+    ) -> np.ndarray:
+        """Each block's sum of squares, in layer order, into ``out`` (as long as the total
+        number of blocks): the part of the norm that several processes can split."""
         start = 0
         for grad, bounds in pieces:
             stop = start + bounds.size - 1
-            self.variant_for(grad)(grad, bounds, scratch[start:stop])
+            self.variant_for(grad)(grad, bounds, out[start:stop])
             start = stop
-        return math.sqrt(float(np.add.reduce(scratch[:total_blocks])))  # one fixed order
+        return out
 
     def of_arrays(self, arrays: Sequence[np.ndarray]) -> float:
         """The norm of ``arrays`` taken as layers."""

@@ -143,8 +143,14 @@ class Optimizer:
             flat_grads, partial(_offending, self.layout, pieces), known_finite
         ):
             return
+        self._apply(pieces, t, rates, self._grad_scale)
+
+    def _apply(self, pieces: list[Piece], t: int, rates: list[float], grad_scale: float) -> None:
+        """The update itself, on checked pieces, with every gradient scaled by
+        ``grad_scale`` (clipping; the mean over ranks of a sharded step)."""
+        self._grad_scale = grad_scale
         self.kernel.run_pieces(pieces, self._scalar_table(t, rates))
-        self.t += 1
+        self.t = t
 
     def _learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""

@@ -1,0 +1,164 @@
+"""Checkpoints of a sharded optimizer: one file per rank plus a manifest, in a directory.
+
+Each rank writes its slice of the parameters and of the state to
+``shard-<generation>-<rank>.npz``, atomically; when every rank has finished, rank 0 writes
+``manifest.json`` (atomically too), which names the files of that generation, and then
+removes the files of older generations. A crash or a killed rank before the manifest is
+replaced leaves the previous manifest and its files: the previous checkpoint stays
+loadable. Loading works on any number of ranks: each rank reads the parts of the old
+slices that make up its new slice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from fastoptim import checkpoint
+from fastoptim.distributed.sharded import ShardedOptimizer
+from fastoptim.optim.groups import Group
+
+FORMAT = "fastoptim-sharded-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def save(directory: str | os.PathLike, sharded: ShardedOptimizer) -> None:
+    """Write every rank's shard, then the manifest (every rank must call it)."""
+    directory = Path(directory)
+    comm, rank = sharded.comm, sharded.rank
+    if rank == 0:
+        directory.mkdir(parents=True, exist_ok=True)
+    generation = comm.bcast(f"{sharded.t}-{uuid.uuid4().hex[:8]}" if rank == 0 else None)
+    name = f"shard-{generation}-{rank}.npz"
+    arrays = {"params": sharded.params.buffer[sharded.start : sharded.stop]}
+    arrays.update({f"state.{key}": state.buffer for key, state in sharded.state.items()})
+    comm.Barrier()  # the directory exists
+
+    def write(file: BinaryIO) -> None:
+        np.savez(file, **arrays)  # type: ignore[arg-type]
+
+    sharded.agree(lambda: checkpoint.write_atomically(directory / name, write), errors=(OSError,))
+    files = comm.gather(name)
+    if rank == 0:
+        optimizer = sharded.optimizer
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "algorithm": type(optimizer).__name__,
+            "hyperparameters": optimizer.hyperparameters(),
+            "groups": optimizer.group_settings(),
+            "t": sharded.t,
+            "layout": optimizer.layout.describe(),
+            "state_names": list(sharded.state),
+            "cuts": sharded.cuts,
+            "files": files,
+        }
+        checkpoint.write_atomically(
+            directory / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode())
+        )
+        for old in directory.glob("shard-*.npz"):
+            if old.name not in files:
+                old.unlink()
+    comm.Barrier()
+
+
+def load(directory: str | os.PathLike, sharded: ShardedOptimizer) -> None:
+    """Restore what :func:`save` wrote, on this or another number of ranks (every rank
+    must call it). Everything is checked on every rank before anything changes."""
+    directory = Path(directory)
+    manifest, params, states = sharded.agree(lambda: _read_slice(directory, sharded))
+    sharded.restore(
+        params,
+        states,
+        t=manifest["t"],
+        hyperparameters=dict(checkpoint._hyperparameters(manifest["hyperparameters"])),  # type: ignore[call-overload]
+        groups=manifest.get("groups", []),
+    )
+
+
+def export(path: str | os.PathLike, sharded: ShardedOptimizer) -> None:
+    """Write one non-distributed checkpoint (``fastoptim.load`` reads it): the slices of
+    the state are gathered on rank 0, which writes the file."""
+    gathered = {key: sharded.gather(state.buffer) for key, state in sharded.state.items()}
+    if sharded.rank == 0:
+        whole = sharded.whole_optimizer(gathered)  # type: ignore[arg-type]  # whole on rank 0
+        sharded.agree(lambda: checkpoint.save(path, whole), errors=(OSError,))
+    else:
+        sharded.agree(lambda: None)
+
+
+def import_from(path: str | os.PathLike, sharded: ShardedOptimizer) -> None:
+    """Load a non-distributed checkpoint (``fastoptim.save``'s file) into the ranks: each
+    reads the file and keeps its slice of the state (every rank must call it)."""
+
+    def read() -> Any:
+        whole = sharded.whole_optimizer(None)
+        checkpoint.load(path, whole)
+        return whole
+
+    whole = sharded.agree(read, errors=(OSError, checkpoint.CheckpointError))
+    start, stop = sharded.start, sharded.stop
+    sharded.restore(
+        whole.params.buffer[start:stop],
+        {key: state.buffer[start:stop] for key, state in whole.state.items()},
+        t=whole.t,
+        hyperparameters=whole.hyperparameters(),
+        groups=whole.group_settings(),
+    )
+
+
+def _read_slice(directory: Path, sharded: ShardedOptimizer):
+    """The manifest, and this rank's slice of the parameters and of each state, cut from
+    the old shards it overlaps."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no sharded checkpoint in {directory} (no {MANIFEST})") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(
+            f"{directory / MANIFEST} is not a fastoptim sharded checkpoint of version {VERSION}"
+        )
+    optimizer = sharded.optimizer
+    if manifest["algorithm"] != type(optimizer).__name__:
+        raise ValueError(
+            f"{directory} was saved by {manifest['algorithm']}, not {type(optimizer).__name__}"
+        )
+    if manifest["layout"] != optimizer.layout.describe():
+        raise ValueError(
+            f"{directory} was saved for another model (layer names, shapes or dtype differ)"
+        )
+    if sorted(manifest["state_names"]) != sorted(sharded.state):
+        raise ValueError(
+            f"{directory} holds the state {manifest['state_names']}, not {list(sharded.state)}"
+        )
+    start, stop = sharded.start, sharded.stop
+    params = np.empty(stop - start, dtype=optimizer.layout.dtype)
+    states = {key: np.empty_like(params) for key in sharded.state}
+    cuts = manifest["cuts"]
+    for rank, name in enumerate(manifest["files"]):
+        low, high = max(cuts[rank], start), min(cuts[rank + 1], stop)
+        if high <= low:
+            continue
+        path = directory / name
+        with np.load(path, allow_pickle=False) as archive:
+            members = {key: archive[key] for key in archive.files}
+        for key, target in [("params", params), *((f"state.{k}", v) for k, v in states.items())]:
+            array = members[key]
+            if array.shape != (cuts[rank + 1] - cuts[rank],) or array.dtype != params.dtype:
+                raise ValueError(f"{path}: {key} is not the slice the manifest describes")
+            target[low - start : high - start] = array[low - cuts[rank] : high - cuts[rank]]
+    for key, array in [("params", params), *states.items()]:
+        if not np.isfinite(array).all():
+            raise ValueError(f"{directory}: {key} holds NaN or Inf; it cannot continue training")
+    return manifest, params, states
+
+
+def groups_from(settings: list[dict]) -> list[Group]:
+    """Groups rebuilt from their saved settings (each names its layers)."""
+    return [Group(s["layers"], s["lr"], s["weight_decay"], s["frozen"]) for s in settings]

@@ -1,0 +1,279 @@
+"""ShardedOptimizer: ZeRO stage 1 over MPI. Each rank keeps optimizer state for one slice.
+
+A step: (1) every rank checks its gradients, and all learn whether any rank refused its
+input; (2) the flat gradients are reduce-scattered, so each rank receives the sum over ranks
+of its slice; (3) the clipping norm and the NaN/Inf flag are reduced across ranks, so every
+rank takes the same decision; (4) each rank runs the optimizer's kernel on its slice, with
+state for that slice only; (5) the updated slices are allgathered into every rank's full
+parameter buffer. The collectives work on the flat buffers themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from fastoptim import kernels
+from fastoptim.distributed.partition import boundaries, slice_groups, slice_layout
+from fastoptim.flat import FlatParams
+from fastoptim.kernels.norm import reduce_block_sums
+from fastoptim.optim import Optimizer
+from fastoptim.optim.groups import Group, ResolvedGroup, restored_groups
+from fastoptim.optim.hyperparameters import check_step
+from fastoptim.optim.optimizer import GradsLike, _grad_key_prefix
+from fastoptim.optim.segments import check_same_layout, layer_grad
+
+
+class RankError(RuntimeError):
+    """Another rank refused its input; this rank stopped too, with nothing changed."""
+
+
+class ShardedOptimizer:
+    """``optimizer`` sharded over the ranks of ``comm`` (see :func:`fastoptim.distributed.shard`)."""
+
+    def __init__(self, optimizer: Optimizer, comm: Any, reduce: str = "mean") -> None:
+        from mpi4py import MPI
+
+        if reduce not in ("mean", "sum"):
+            raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}")
+        self.comm, self.reduce = comm, reduce
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.optimizer = optimizer
+        self.layout = optimizer.layout
+        self.params = optimizer.params  # the full, replicated parameters
+        self.cuts = boundaries(self.layout, self.size)
+        self.start, self.stop = self.cuts[self.rank], self.cuts[self.rank + 1]
+        self.counts = [b - a for a, b in zip(self.cuts, self.cuts[1:], strict=False)]
+        lr = optimizer.schedule if optimizer.schedule is not None else optimizer._lr
+        self.local = self._make_local(
+            optimizer.hyperparameters(), optimizer.groups, optimizer.t, lr
+        )
+        for key, state in optimizer.state.items():
+            self.local.state[key].buffer[...] = state.buffer[self.start : self.stop]
+        self._send = np.empty(self.layout.size, dtype=self.layout.dtype)  # for dict grads
+        self._received = self.local.params.zeros_like().buffer
+        self._mpi_type = MPI.DOUBLE if self.layout.dtype == np.float64 else MPI.FLOAT
+        self._sum, self._min = MPI.SUM, MPI.MIN
+        n_blocks = sum(b.size - 1 for *_, b in self.local._flat_runs)
+        self._block_counts = comm.allgather(n_blocks)
+        self._block_sums = np.empty(sum(self._block_counts), dtype=np.float64)
+        self.last_grad_norm: float | None = None
+        _release_state(optimizer)
+
+    def _make_local(
+        self, settings: dict, groups: Sequence[ResolvedGroup], t: int, lr: Any = None
+    ) -> Optimizer:
+        """An optimizer of the same class with ``settings`` over this rank's slice of the
+        parameter buffer (a view: its updates land in the full buffer), with state for the
+        slice only. Making it checks the settings and writes nothing."""
+        layout = slice_layout(self.layout, self.start, self.stop)
+        params = FlatParams(layout, self.params.buffer[self.start : self.stop])
+        local = type(self.optimizer)(
+            params,
+            **dict(settings, max_grad_norm=None),  # clipping is done here, across ranks
+            nonfinite="ignore",  # so is the NaN/Inf check
+            groups=slice_groups(groups, layout.names),
+        )
+        if lr is not None:
+            local.lr = lr
+        local.t = t
+        return local
+
+    # -- the step -------------------------------------------------------------------------------
+    @property
+    def t(self) -> int:
+        return self.local.t
+
+    @property
+    def state(self) -> dict[str, FlatParams]:
+        """This rank's slice of every state buffer."""
+        return self.local.state
+
+    def step(self, grads: GradsLike) -> None:
+        """One update with this rank's gradients ``grads`` (any form the optimizer's step
+        takes), reduced over the ranks by sum or mean. Every rank must call it."""
+        t = self.t + 1
+        rates = self.local._learning_rates(t)  # the same on every rank
+        send = self.agree(lambda: self._flat(grads))
+        self.comm.Reduce_scatter(
+            [send, self._mpi_type],
+            [self._received, self._mpi_type],
+            recvcounts=self.counts,
+            op=self._sum,
+        )
+        pieces = self.local._pieces(self._received)
+        scale = 1.0 / self.size if self.reduce == "mean" else 1.0
+        known_finite = None
+        if self.optimizer.max_grad_norm is not None:
+            norm = self._global_norm(pieces) * scale
+            self.last_grad_norm = norm
+            known_finite = math.isfinite(norm)
+            scale *= min(1.0, self.optimizer.max_grad_norm / (norm + 1e-6))
+        elif self.optimizer.nonfinite.policy != "ignore":
+            local = kernels.finite.all_finite([segment[1] for _, _, segment, _ in pieces])
+            known_finite = bool(self.comm.allreduce(int(local), op=self._min))
+        offending = lambda: self._offending(pieces)  # noqa: E731 - called on every rank or none
+        if not self.optimizer.nonfinite.allows([], offending, known_finite):
+            return
+        self.local._apply(pieces, t, rates, scale)
+        self.comm.Allgatherv(
+            MPI_IN_PLACE(), [self.params.buffer, self.counts, self.cuts[:-1], self._mpi_type]
+        )
+        self.optimizer.t = t
+
+    def agree(
+        self,
+        build: Callable[[], T],
+        errors: tuple[type[Exception], ...] = (),
+    ) -> T:
+        """``build()`` on every rank; if any rank raised (bad input: TypeError, ValueError,
+        KeyError, or one of ``errors``), every rank raises, the failing rank its own error,
+        so that no rank is left waiting in a collective."""
+        caught: tuple[type[Exception], ...] = (TypeError, ValueError, KeyError, *errors)
+        try:
+            result, failure = build(), None
+        except caught as error:
+            result, failure = None, error
+        messages = self.comm.allgather(
+            None if failure is None else f"{type(failure).__name__}: {failure}"
+        )
+        if failure is not None:
+            raise failure
+        for rank, message in enumerate(messages):
+            if message is not None:
+                raise RankError(f"rank {rank} refused its input ({message}); nothing was changed")
+        return result  # type: ignore[return-value]
+
+    def _flat(self, grads: GradsLike) -> np.ndarray:
+        """This rank's gradients as one flat array in layout order, checked."""
+        optimizer = self.optimizer
+        if isinstance(grads, FlatParams):
+            check_same_layout(grads.layout, self.layout, "grads")
+            return grads.buffer
+        if isinstance(grads, np.ndarray):
+            return optimizer._flat_grad(grads)
+        if not isinstance(grads, Mapping):
+            raise TypeError(
+                f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
+            )
+        names = self.layout.names
+        prefix = _grad_key_prefix(grads, optimizer._updated_names, names)
+        for name in optimizer._updated_names:
+            param = optimizer.params[optimizer.params.prefix + name]
+
+            def describe(position: int, name: str = name) -> str:
+                return f"grads[{prefix + name!r}]" if position == 1 else f"params[{name!r}]"
+
+            self._send[self.layout.span(name)] = layer_grad(grads[prefix + name], param, describe)
+        return self._send
+
+    def _global_norm(self, pieces: list) -> float:
+        """The 2-norm of the summed gradients over every rank, as one process takes it."""
+        mine = self._block_sums[: self._block_counts[self.rank]]
+        kernels.norm.block_sums([(segment[1], bounds) for _, _, segment, bounds in pieces], mine)
+        local = mine.copy()
+        offsets = np.concatenate([[0], np.cumsum(self._block_counts)[:-1]]).tolist()
+        self.comm.Allgatherv(local, [self._block_sums, self._block_counts, offsets, MPI_DOUBLE()])
+        return math.sqrt(reduce_block_sums(self._block_sums))
+
+    def _offending(self, pieces: list) -> list[str]:
+        names = []
+        for _, run_names, segment, _ in pieces:
+            start = 0
+            for name in run_names:
+                size = self.local.layout.sizes[self.local.layout.index(name)]
+                if not np.isfinite(segment[1][start : start + size]).all():
+                    names.append(name)
+                start += size
+        every = self.comm.allgather(names)
+        return list(dict.fromkeys(name for ranks_names in every for name in ranks_names))
+
+    # -- saving and restoring (see fastoptim.distributed.checkpoint) -----------------------------
+    def gather(self, local: np.ndarray) -> np.ndarray | None:
+        """This rank's slice ``local`` of a buffer, gathered whole on rank 0 (None elsewhere)."""
+        whole = np.empty(self.layout.size, dtype=self.layout.dtype) if self.rank == 0 else None
+        target = [whole, self.counts, self.cuts[:-1], self._mpi_type] if self.rank == 0 else None
+        self.comm.Gatherv([local, self._mpi_type], target, root=0)
+        return whole
+
+    def whole_optimizer(self, states: dict[str, np.ndarray] | None) -> Optimizer:
+        """A non-sharded optimizer with this one's settings, groups, step and a copy of the
+        parameters (and ``states``, whole buffers, if given): for single-file checkpoints."""
+        optimizer = self.optimizer
+        params = FlatParams(self.layout, self.params.buffer.copy())
+        groups = [Group(g.names, g.lr, g.weight_decay, g.frozen) for g in optimizer.groups[1:]]
+        whole = type(optimizer)(params, **optimizer.hyperparameters(), groups=groups)
+        whole.lr = optimizer.schedule if optimizer.schedule is not None else optimizer._lr
+        whole.t = self.t
+        for key, buffer in (states or {}).items():
+            whole.state[key].buffer[...] = buffer
+        return whole
+
+    def restore(
+        self,
+        params: np.ndarray,
+        states: dict[str, np.ndarray],
+        t: int,
+        hyperparameters: dict[str, Any],
+        groups: list[dict[str, Any]],
+    ) -> None:
+        """Take this rank's slice of saved ``params`` and ``states`` with the saved step,
+        settings and groups; checked on every rank before anything changes."""
+        optimizer = self.optimizer
+
+        def check() -> tuple[list[ResolvedGroup], Optimizer]:
+            step = check_step(t, "the saved t", first=0)
+            resolved = restored_groups(groups, optimizer.groups, step + 1)
+            return resolved, self._make_local(hyperparameters, resolved, step)
+
+        resolved, local = self.agree(check)
+        settings = dict(hyperparameters)
+        optimizer._set_hyperparameters(**settings)  # checked above, by making ``local``
+        optimizer.groups, optimizer.t = resolved, local.t
+        for key, buffer in states.items():
+            local.state[key].buffer[...] = buffer
+        self.local = local
+        self.params.buffer[self.start : self.stop] = params
+        self.comm.Allgatherv(
+            MPI_IN_PLACE(), [self.params.buffer, self.counts, self.cuts[:-1], self._mpi_type]
+        )
+
+
+T = TypeVar("T")
+
+
+def MPI_IN_PLACE() -> Any:  # noqa: N802 - MPI's own name
+    from mpi4py import MPI
+
+    return MPI.IN_PLACE
+
+
+def MPI_DOUBLE() -> Any:  # noqa: N802 - MPI's own name
+    from mpi4py import MPI
+
+    return MPI.DOUBLE
+
+
+def _release_state(optimizer: Optimizer) -> None:
+    """The wrapped optimizer's full-size state is no longer needed: the ranks hold it in
+    slices. Its step now says what to use instead."""
+    optimizer.state = {}
+    for cached in (
+        "_state_buffers",
+        "_layer_views",
+        "_flat_runs",
+        "_own_buffers",
+        "_own_memory_owners",
+    ):
+        optimizer.__dict__.pop(cached, None)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "this optimizer was sharded: its state lives in slices on the ranks; "
+            "step the ShardedOptimizer that fastoptim.distributed.shard returned"
+        )
+
+    optimizer.step = refuse  # type: ignore[method-assign]

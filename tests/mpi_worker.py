@@ -1,0 +1,205 @@
+"""Run under ``mpiexec -n N``: one scenario of fastoptim.distributed per launch.
+
+Every rank checks its own results with asserts (a failed assert fails the launch) and
+rank 0 prints one JSON line of measurements for tests/test_distributed.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import fastoptim
+import fastoptim.distributed as dist
+from fastoptim.distributed import checkpoint as sharded_checkpoint
+
+COMM = MPI.COMM_WORLD
+RANK, SIZE = COMM.Get_rank(), COMM.Get_size()
+SHAPES = {"W1": (200, 150), "b1": (200, 1), "W2": (30, 200), "b2": (30, 1), "emb": (40, 8)}
+ALGORITHMS = {
+    "adam": lambda p, **kw: fastoptim.Adam(p, lr=1e-2, **kw),
+    "adamw": lambda p, **kw: fastoptim.AdamW(p, lr=1e-2, weight_decay=0.1, **kw),
+    "sgd": lambda p, **kw: fastoptim.SGD(p, lr=1e-2, momentum=0.9, **kw),
+}
+
+
+def initial() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+
+
+def rank_grads(t: int, rank: int) -> dict[str, np.ndarray]:
+    """Rank ``rank``'s gradients at step ``t``: different on every rank."""
+    rng = np.random.default_rng(1000 * t + rank)
+    return {"d" + k: rng.standard_normal(s) for k, s in SHAPES.items()}
+
+
+def combined(t: int, reduce: str) -> dict[str, np.ndarray]:
+    """What one process steps with: the ranks' gradients summed (in rank order) or averaged."""
+    per_rank = [rank_grads(t, r) for r in range(SIZE)]
+    total = {k: _sum(per_rank, k) for k in per_rank[0]}
+    return total if reduce == "sum" else {k: v / SIZE for k, v in total.items()}
+
+
+def _sum(per_rank: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
+    total = per_rank[0][key].copy()
+    for grads in per_rank[1:]:
+        total += grads[key]
+    return total
+
+
+def parity() -> dict:
+    """50 steps, different gradients per rank, against one process on the combined ones."""
+    report = {}
+    cases = [(name, reduce, None) for name in ALGORITHMS for reduce in ("sum", "mean")]
+    cases += [("adamw", reduce, 20.0) for reduce in ("sum", "mean")]  # clipping across ranks
+    for name, reduce, clip in cases:
+        make = ALGORITHMS[name]
+        options: dict = {"max_grad_norm": clip}
+        if name == "adamw":  # groups: no decay on the biases, the embedding frozen
+            options["groups"] = [
+                fastoptim.Group("b*", weight_decay=0.0),
+                fastoptim.Group(["emb"], frozen=True),
+            ]
+        sharded = dist.shard(make(initial(), **options), reduce=reduce)
+        single = make(initial(), **options)
+        for t in range(1, 51):
+            sharded.step(rank_grads(t, RANK))
+            single.step(combined(t, reduce))
+        same = np.array_equal(sharded.params.buffer, single.params.buffer)
+        error = float(np.abs(sharded.params.buffer - single.params.buffer).max())
+        scale = float(np.abs(single.params.buffer).max())
+        if SIZE <= 2:
+            assert same, f"{name} {reduce} clip={clip}: off by {error:.3g}"
+        else:
+            assert error <= 1e-12 * scale, f"{name} {reduce} clip={clip}: off by {error:.3g}"
+        report[f"{name} {reduce} clip={clip}"] = {"bit_identical": same, "max_error": error}
+        state_bytes = sum(s.buffer.nbytes for s in sharded.state.values())
+        everyone = COMM.gather(state_bytes)
+        whole = sum(s.buffer.nbytes for s in single.state.values())
+        report[f"{name} state bytes per rank"] = {"ranks": everyone, "one process": whole}
+        assert state_bytes <= whole / SIZE + 2 * 8192 * 8 * len(single.state)
+    return report
+
+
+def save_then_continue(directory: str, steps: str) -> dict:
+    """Train (rank 0 holds the whole gradient, so any number of ranks sums to the same),
+    saving at the end; or load what another launch saved and go on."""
+    first, last = (int(x) for x in steps.split(":"))
+    sharded = dist.shard(ALGORITHMS["adamw"](initial(), max_grad_norm=20.0), reduce="sum")
+    if first > 1:
+        sharded_checkpoint.load(directory, sharded)
+        assert sharded.t == first - 1
+    for t in range(first, last + 1):
+        whole = combined_for_launches(t)
+        grads = whole if RANK == 0 else {k: np.zeros_like(v) for k, v in whole.items()}
+        sharded.step(grads)
+    sharded_checkpoint.save(directory, sharded)
+    single = ALGORITHMS["adamw"](initial(), max_grad_norm=20.0)
+    for t in range(1, last + 1):
+        single.step(combined_for_launches(t))
+    same = np.array_equal(sharded.params.buffer, single.params.buffer)
+    assert same, f"off by {np.abs(sharded.params.buffer - single.params.buffer).max():.3g}"
+    sharded_checkpoint.export(os.path.join(directory, "single.npz"), sharded)
+    return {"t": sharded.t, "bit_identical": same}
+
+
+def combined_for_launches(t: int) -> dict[str, np.ndarray]:
+    """The gradient of step ``t`` in save_then_continue, whatever the number of ranks: the
+    sum over the 2 ranks of the first launch."""
+    return {k: rank_grads(t, 0)[k] + rank_grads(t, 1)[k] for k in rank_grads(t, 0)}
+
+
+def killed_while_saving(directory: str) -> dict:
+    """Save once; then rank 1 is killed in the middle of writing the next save."""
+    sharded = dist.shard(ALGORITHMS["adam"](initial()), reduce="mean")
+    sharded.step(rank_grads(1, RANK))
+    sharded_checkpoint.save(directory, sharded)
+    sharded.step(rank_grads(2, RANK))
+    if RANK == 1:
+        original = np.savez
+
+        def die_halfway(file, **arrays):
+            file.write(b"PK\x03\x04 half a shard")
+            file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+            original(file, **arrays)
+
+        np.savez = die_halfway
+    sharded_checkpoint.save(directory, sharded)
+    raise AssertionError("the save should not have finished")
+
+
+def load_after_kill(directory: str) -> dict:
+    sharded = dist.shard(ALGORITHMS["adam"](initial()), reduce="mean")
+    sharded_checkpoint.load(directory, sharded)
+    assert sharded.t == 1, sharded.t
+    single = ALGORITHMS["adam"](initial())
+    single.step({k: (rank_grads(1, 0)[k] + rank_grads(1, 1)[k]) / 2 for k in rank_grads(1, 0)})
+    assert np.array_equal(sharded.params.buffer, single.params.buffer)
+    sharded.step(rank_grads(2, RANK))  # and training goes on
+    return {"t": 1}
+
+
+def bad_input() -> dict:
+    """Rank 1 passes a gradient of the wrong shape: every rank raises, nothing changes,
+    and the next good step works on every rank (no rank is left waiting)."""
+    sharded = dist.shard(ALGORITHMS["adam"](initial()), reduce="mean")
+    sharded.step(rank_grads(1, RANK))
+    before = sharded.params.buffer.copy()
+    state_before = {k: s.buffer.copy() for k, s in sharded.state.items()}
+    grads = rank_grads(2, RANK)
+    if RANK == 1:
+        grads["dW1"] = grads["dW1"].T.copy()
+    expected = ValueError if RANK == 1 else dist.RankError
+    try:
+        sharded.step(grads)
+    except expected as error:
+        message = str(error)
+    else:
+        raise AssertionError("no error")
+    assert np.array_equal(sharded.params.buffer, before) and sharded.t == 1
+    assert all(np.array_equal(s.buffer, state_before[k]) for k, s in sharded.state.items())
+    sharded.step(rank_grads(2, RANK))
+    assert sharded.t == 2
+    return {"messages": COMM.gather(message)}
+
+
+def import_single(path: str) -> dict:
+    """A single-file checkpoint (export's, read by fastoptim.load too) imported on the
+    ranks continues as the single process does."""
+    sharded = dist.shard(ALGORITHMS["adamw"](initial(), max_grad_norm=20.0), reduce="sum")
+    sharded_checkpoint.import_from(path, sharded)
+    whole = ALGORITHMS["adamw"](initial(), max_grad_norm=20.0)
+    fastoptim.load(path, whole)
+    assert sharded.t == whole.t and np.array_equal(sharded.params.buffer, whole.params.buffer)
+    for t in range(whole.t + 1, whole.t + 6):
+        gradient = combined_for_launches(t)
+        sharded.step(gradient if RANK == 0 else {k: np.zeros_like(v) for k, v in gradient.items()})
+        whole.step(gradient)
+    assert np.array_equal(sharded.params.buffer, whole.params.buffer)
+    return {"t": sharded.t}
+
+
+SCENARIOS = {
+    "import_single": import_single,
+    "parity": parity,
+    "save_then_continue": save_then_continue,
+    "killed_while_saving": killed_while_saving,
+    "load_after_kill": load_after_kill,
+    "bad_input": bad_input,
+}
+
+if __name__ == "__main__":
+    # scenario[:argument] ... : several scenarios in one launch (each launch costs seconds)
+    results = {}
+    for spec in sys.argv[1:]:
+        name, *arguments = spec.split("=")
+        results[spec] = SCENARIOS[name](*arguments)
+    if RANK == 0:
+        print(json.dumps(results), flush=True)
