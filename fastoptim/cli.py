@@ -11,8 +11,31 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         threads.set_num_threads(args.threads)
+    if args.distributed:
+        return _distributed_demo(args)
     results = demo.run(epochs=args.epochs, progress=not args.no_progress)
     print(demo.format_table(results, args.epochs))
+    return 0
+
+
+def _distributed_demo(args: argparse.Namespace) -> int:
+    from fastoptim.demo import distributed
+    from fastoptim.progress import ProgressBar
+
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        print("--distributed needs mpi4py and MPI: pip install 'fastoptim[mpi]'", file=sys.stderr)
+        return 2
+    comm = MPI.COMM_WORLD
+    show = comm.Get_rank() == 0 and not args.no_progress
+    bar = ProgressBar(2 * len(distributed.OPTIMIZERS) * args.epochs) if show else None
+    on_epoch = (lambda: bar.advance(f"{comm.Get_size()} ranks")) if bar else None
+    results = distributed.run(args.epochs, comm, on_epoch=on_epoch)
+    if bar:
+        bar.close()
+    if comm.Get_rank() == 0:
+        print(distributed.format_table(results, args.epochs))
     return 0
 
 
@@ -74,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=2000, help="epochs per run (default 2000)")
     demo.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument(
+        "--distributed",
+        action="store_true",
+        help="shard the optimizer over MPI ranks (mpiexec -n 2 python -m fastoptim demo "
+        "--distributed) and compare with one process",
+    )
     demo.set_defaults(handler=_demo)
 
     bench = commands.add_parser(

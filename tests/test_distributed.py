@@ -97,3 +97,18 @@ def test_shard_without_mpi4py_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match=r"pip install 'fastoptim\[mpi\]'"):
         fastoptim.distributed.shard(fastoptim.SGD({"w": __import__("numpy").ones(3)}))
+
+
+def test_the_demo_runs_sharded_and_prints_what_one_process_does():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), NUMBA_NUM_THREADS="1")
+    command = [sys.executable, "-m", "fastoptim", "demo", "--distributed", "--epochs", "30"]
+    done = subprocess.run(
+        [MPIEXEC, "-n", "2", *command, "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 ranks" in done.stdout and "one process" in done.stdout
+    assert done.stdout.rstrip().endswith("agree to the digits shown: yes")

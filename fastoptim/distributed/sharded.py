@@ -56,7 +56,8 @@ class ShardedOptimizer:
         self._send = np.empty(self.layout.size, dtype=self.layout.dtype)  # for dict grads
         self._received = self.local.params.zeros_like().buffer
         self._mpi_type = MPI.DOUBLE if self.layout.dtype == np.float64 else MPI.FLOAT
-        self._sum, self._min = MPI.SUM, MPI.MIN
+        self._sum, self._min, self._max = MPI.SUM, MPI.MIN, MPI.MAX
+        self._flag = np.zeros(1, dtype=np.int64)  # for one-integer collectives
         n_blocks = sum(b.size - 1 for *_, b in self.local._flat_runs)
         self._block_counts = comm.allgather(n_blocks)
         self._block_sums = np.empty(sum(self._block_counts), dtype=np.float64)
@@ -114,7 +115,9 @@ class ShardedOptimizer:
             scale *= min(1.0, self.optimizer.max_grad_norm / (norm + 1e-6))
         elif self.optimizer.nonfinite.policy != "ignore":
             local = kernels.finite.all_finite([segment[1] for _, _, segment, _ in pieces])
-            known_finite = bool(self.comm.allreduce(int(local), op=self._min))
+            self._flag[0] = int(local)
+            self.comm.Allreduce(MPI_IN_PLACE(), self._flag, op=self._min)
+            known_finite = bool(self._flag[0])
         offending = lambda: self._offending(pieces)  # noqa: E731 - called on every rank or none
         if not self.optimizer.nonfinite.allows([], offending, known_finite):
             return
@@ -137,14 +140,20 @@ class ShardedOptimizer:
             result, failure = build(), None
         except caught as error:
             result, failure = None, error
-        messages = self.comm.allgather(
-            None if failure is None else f"{type(failure).__name__}: {failure}"
-        )
-        if failure is not None:
-            raise failure
-        for rank, message in enumerate(messages):
-            if message is not None:
-                raise RankError(f"rank {rank} refused its input ({message}); nothing was changed")
+        # one small integer collective when every rank is fine; messages only otherwise
+        self._flag[0] = 0 if failure is None else 1
+        self.comm.Allreduce(MPI_IN_PLACE(), self._flag, op=self._max)
+        if self._flag[0]:
+            messages = self.comm.allgather(
+                None if failure is None else f"{type(failure).__name__}: {failure}"
+            )
+            if failure is not None:
+                raise failure
+            for rank, message in enumerate(messages):
+                if message is not None:
+                    raise RankError(
+                        f"rank {rank} refused its input ({message}); nothing was changed"
+                    )
         return result  # type: ignore[return-value]
 
     def _flat(self, grads: GradsLike) -> np.ndarray:
