@@ -2,11 +2,11 @@
 
 import tracemalloc
 
-from .common import ALGORITHMS, ready
+from .common import COURSE_ALGORITHMS, ready
 
 
 class StepMemory:
-    params = (ALGORITHMS, [1_000_000, 10_000_000])
+    params = (COURSE_ALGORITHMS, [1_000_000, 10_000_000])  # every kernel allocates alike
     param_names = ("algorithm", "elements")
 
     def setup(self, algorithm, n_elements):

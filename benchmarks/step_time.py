@@ -9,7 +9,8 @@ PARAM_NAMES = ("algorithm", "elements", "dtype")
 
 
 class Step:
-    params = (ALGORITHMS, SIZES, DTYPES)
+    # float64 is timed for the course algorithms in CourseStep; here float32 keeps the suite short
+    params = (ALGORITHMS, SIZES, ["float32"])
     param_names = PARAM_NAMES
     timeout = 240
 

@@ -45,6 +45,11 @@ def _bench(args: argparse.Namespace) -> int:
     from fastoptim import bench
     from fastoptim.bench import report
 
+    if args.sharded:
+        from fastoptim.bench import sharded
+
+        sharded.run(args.ranks, args.models, steps=args.steps)
+        return 0
     thread_counts = args.threads or [numba.config.NUMBA_NUM_THREADS]  # type: ignore[attr-defined]
     rows = bench.run(
         algorithms=args.algorithms,
@@ -146,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="PNG", help="needs matplotlib (pip install 'fastoptim[plot]')"
     )
     bench.add_argument("--no-progress", action="store_true")
+    bench.add_argument(
+        "--sharded",
+        action="store_true",
+        help="time a sharded Adam step on --ranks MPI processes (fastoptim.distributed, and "
+        "torch's ZeroRedundancyOptimizer with gloo when torch is installed)",
+    )
+    bench.add_argument("--ranks", type=_comma_list(int), default=[1, 2, 3])
+    bench.add_argument("--steps", type=int, default=30, help="timed steps per launch (--sharded)")
     bench.set_defaults(handler=_bench)
     return parser
 
