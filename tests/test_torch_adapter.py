@@ -406,3 +406,28 @@ def assert_same_parameters(expected_model, model, rtol=1e-10):
         np.testing.assert_allclose(
             actual.detach().numpy(), expected.detach().numpy(), rtol=rtol, atol=rtol, err_msg=name
         )
+
+
+def test_replaced_parameter_data_is_taken_into_the_buffer():
+    """``p.data = ...`` (as some module code does) is noticed: the new values are taken into
+    the buffer and the parameter points back at it; a new dtype or shape is refused."""
+    side = {}
+    for name, cls in (("torch", torch.optim.SGD), ("ours", fastoptim_torch.SGD)):
+        model = mlp().double()
+        side[name] = (model, cls(model.parameters(), lr=0.1, momentum=0.9))
+    inputs, targets = data("mlp", torch.float64)
+    for t in range(4):
+        for model, optimizer in side.values():
+            if t == 2:
+                model[0].weight.data = torch.full_like(model[0].weight, 0.5)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs[t]), targets[t]).backward()
+            optimizer.step()
+    assert_same_parameters(side["torch"][0], side["ours"][0])
+    model, optimizer = side["ours"]
+    (bucket,) = optimizer._buckets
+    assert model[0].weight.data_ptr() == bucket.core.params["param0"].ctypes.data  # back in place
+    model[0].weight.data = model[0].weight.data.float()
+    torch.nn.functional.mse_loss(model.float()(inputs[0].float()), targets[0].float()).backward()
+    with pytest.raises(ValueError, match="construct a new optimizer"):
+        optimizer.step()
