@@ -43,19 +43,23 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
     The previous file at ``path``, if any, stays complete until the new one has been fully
     written and synced; then it is replaced in one rename.
     """
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "algorithm": type(optimizer).__name__,
-        "hyperparameters": optimizer.hyperparameters(),
-        "groups": optimizer.group_settings(),
-        "t": optimizer.t,
-        "layout": optimizer.layout.describe(),
-        "state_names": list(optimizer.state),
-    }
+    manifest = {"format": FORMAT, "version": VERSION, **describe(optimizer, optimizer.t)}
     arrays = {"manifest": np.array(json.dumps(manifest)), "params": optimizer.params.buffer}
     arrays.update({f"state.{key}": state.buffer for key, state in optimizer.state.items()})
     write_atomically(path, lambda file: np.savez(file, **arrays))  # type: ignore[arg-type]
+
+
+def describe(optimizer: Optimizer, t: int, state_names: list[str] | None = None) -> dict[str, Any]:
+    """What a manifest says of an optimizer: its algorithm, settings, groups, step ``t``,
+    layout and state names (JSON-ready)."""
+    return {
+        "algorithm": type(optimizer).__name__,
+        "hyperparameters": optimizer.hyperparameters(),
+        "groups": optimizer.group_settings(),
+        "t": t,
+        "layout": optimizer.layout.describe(),
+        "state_names": list(optimizer.state) if state_names is None else state_names,
+    }
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:

@@ -46,16 +46,10 @@ def save(directory: str | os.PathLike, sharded: ShardedOptimizer) -> None:
     sharded.agree(lambda: checkpoint.write_atomically(directory / name, write), errors=(OSError,))
     files = comm.gather(name)
     if rank == 0:
-        optimizer = sharded.optimizer
         manifest = {
             "format": FORMAT,
             "version": VERSION,
-            "algorithm": type(optimizer).__name__,
-            "hyperparameters": optimizer.hyperparameters(),
-            "groups": optimizer.group_settings(),
-            "t": sharded.t,
-            "layout": optimizer.layout.describe(),
-            "state_names": list(sharded.state),
+            **checkpoint.describe(sharded.optimizer, sharded.t, list(sharded.state)),
             "cuts": sharded.cuts,
             "files": files,
         }

@@ -270,14 +270,7 @@ def _release_state(optimizer: Optimizer) -> None:
     """The wrapped optimizer's full-size state is no longer needed: the ranks hold it in
     slices. Its step now says what to use instead."""
     optimizer.state = {}
-    for cached in (
-        "_state_buffers",
-        "_layer_views",
-        "_flat_runs",
-        "_own_buffers",
-        "_own_memory_owners",
-    ):
-        optimizer.__dict__.pop(cached, None)
+    optimizer._forget_views()
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise RuntimeError(

@@ -40,6 +40,15 @@ from fastoptim.optim.segments import (
     memory_owner,
 )
 
+# The cached_property views of the buffers, which a copy must remake rather than copy
+CACHED_VIEWS = (
+    "_state_buffers",
+    "_layer_views",
+    "_flat_runs",
+    "_own_buffers",
+    "_own_memory_owners",
+)
+
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
 # What one kernel call updates: (index of its group, its layers' names, the kernel segment,
 # the block bounds of its gradient for the clipping norm)
@@ -335,16 +344,12 @@ class Optimizer:
     def __getstate__(self) -> dict[str, Any]:
         # A copy or pickle must remake its views of its own buffers on first use: a copied
         # view would be an independent array.
-        state = self.__dict__.copy()
-        for cached in (
-            "_state_buffers",
-            "_layer_views",
-            "_flat_runs",
-            "_own_buffers",
-            "_own_memory_owners",
-        ):
-            state.pop(cached, None)
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in CACHED_VIEWS}
+
+    def _forget_views(self) -> None:
+        """Drop the cached views of the buffers (remade on first use)."""
+        for cached in CACHED_VIEWS:
+            self.__dict__.pop(cached, None)
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
         """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""
