@@ -213,7 +213,7 @@ def test_a_save_killed_at_random_moments_always_leaves_a_loadable_checkpoint(tmp
             if trial == 0:
                 assert saver.stdout.readline()  # one complete save first
         # each killed at its own moment: filling the buffers, writing, syncing, renaming
-        moments = sorted((chooser.uniform(0.0, 0.6), str(path)) for path in savers)
+        moments = sorted((chooser.uniform(0.0, 0.5), str(path)) for path in savers)
         start = time.monotonic()
         for moment, path_name in moments:
             time.sleep(max(0.0, start + moment - time.monotonic()))

@@ -49,9 +49,10 @@ def launch(ranks: int, *arguments: str, expect_failure: bool = False) -> dict | 
 
 
 def check_parity(report: dict, ranks: int) -> None:
-    """Adam, AdamW (with groups, and with clipping) and SGD with momentum, reduce sum and
-    mean: bit-identical on 1 and 2 ranks (and for sums here on 3), within 1e-12 otherwise
-    (asserted by the ranks); state memory per rank about 1/ranks of one process's."""
+    """On 2 ranks Adam, AdamW (with groups, and with clipping) and SGD with momentum, each
+    with reduce sum and mean, bit-identical; on 1 and 3 ranks each algorithm once (3 ranks:
+    within 1e-12, asserted by the ranks). State memory per rank about 1/ranks of one
+    process's."""
     for key, result in report.items():
         if "state bytes" in key:
             assert len(result["ranks"]) == ranks

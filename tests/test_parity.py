@@ -26,10 +26,12 @@ MANY_LAYERS = "200 layers"
 
 
 def _worth_running(algorithm, entry, layout) -> bool:
-    """Every layout through every entry point, except that the torch-form variants take
-    the many-layers layout (whose numpy reference is slow) only through the per-layer
-    path it stresses: it keeps the default run near five minutes."""
-    return algorithm.course_update or layout != MANY_LAYERS or entry == "object API, dict grads"
+    """Every layout through every entry point, except the many-layers layout (whose numpy
+    reference is slow): it runs through the per-layer paths it stresses and the course
+    FlatParams (200 views of one buffer), not through the object API's flat forms, which
+    see one buffer whatever the layers. It keeps the default run under five minutes."""
+    per_layer = ("course dicts", "course FlatParams", "object API, dict grads")
+    return layout != MANY_LAYERS or entry in per_layer
 
 
 CASES = [
