@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastoptim.distributed import checkpoint
 from fastoptim.distributed.sharded import RankError, ShardedOptimizer
 from fastoptim.optim import Optimizer
 
@@ -48,4 +49,4 @@ def shard(optimizer: Optimizer, comm: Any = None, reduce: str = "mean") -> Shard
     return ShardedOptimizer(optimizer, MPI.COMM_WORLD if comm is None else comm, reduce)
 
 
-__all__ = ["RankError", "ShardedOptimizer", "shard"]
+__all__ = ["RankError", "ShardedOptimizer", "checkpoint", "shard"]
