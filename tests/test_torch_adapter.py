@@ -431,3 +431,21 @@ def test_replaced_parameter_data_is_taken_into_the_buffer():
     torch.nn.functional.mse_loss(model.float()(inputs[0].float()), targets[0].float()).backward()
     with pytest.raises(ValueError, match="construct a new optimizer"):
         optimizer.step()
+
+
+def test_a_param_group_added_mid_training_keeps_the_state_and_matches_torch():
+    side = {}
+    for name, cls in (("torch", torch.optim.Adam), ("ours", fastoptim_torch.Adam)):
+        model = mlp().double()
+        params = list(model.parameters())
+        side[name] = (model, cls(params[:4], lr=1e-2), params)
+    inputs, targets = data("mlp", torch.float64)
+    for t in range(12):
+        for model, optimizer, params in side.values():
+            if t == 5:  # e.g. unfreezing the top of a model
+                optimizer.add_param_group({"params": params[4:], "lr": 3e-3})
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs[t]), targets[t]).backward()
+            optimizer.step()
+    assert_same_parameters(side["torch"][0], side["ours"][0])
+    assert len(side["ours"][1]._buckets) == 2
