@@ -135,10 +135,7 @@ def _fastoptim(comm, parameters, grads):
 
     def communicate() -> None:  # the step's two collectives, alone
         comm.Reduce_scatter(flat_grads.buffer, received, recvcounts=sharded.counts)
-        comm.Allgatherv(
-            fastoptim.distributed.sharded.MPI_IN_PLACE(),
-            [params.buffer, sharded.counts, sharded.cuts[:-1], sharded._mpi_type],
-        )
+        sharded._allgather_params()
 
     state_bytes = sum(s.buffer.nbytes for s in sharded.state.values())
     return (lambda: sharded.step(flat_grads)), communicate, state_bytes

@@ -21,7 +21,6 @@ import numpy as np
 
 from fastoptim import checkpoint
 from fastoptim.distributed.sharded import ShardedOptimizer
-from fastoptim.optim.groups import Group
 
 FORMAT = "fastoptim-sharded-checkpoint"
 VERSION = 1
@@ -151,8 +150,3 @@ def _read_slice(directory: Path, sharded: ShardedOptimizer):
         if not np.isfinite(array).all():
             raise ValueError(f"{directory}: {key} holds NaN or Inf; it cannot continue training")
     return manifest, params, states
-
-
-def groups_from(settings: list[dict]) -> list[Group]:
-    """Groups rebuilt from their saved settings (each names its layers)."""
-    return [Group(s["layers"], s["lr"], s["weight_decay"], s["frozen"]) for s in settings]

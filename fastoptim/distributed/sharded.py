@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,7 +24,7 @@ from fastoptim.kernels.norm import reduce_block_sums
 from fastoptim.optim import Optimizer
 from fastoptim.optim.groups import Group, ResolvedGroup, restored_groups
 from fastoptim.optim.hyperparameters import check_step
-from fastoptim.optim.optimizer import GradsLike, _grad_key_prefix
+from fastoptim.optim.optimizer import GradsLike, _grad_key_prefix, _offending
 from fastoptim.optim.segments import check_same_layout, layer_grad
 
 
@@ -47,9 +48,8 @@ class ShardedOptimizer:
         self.cuts = boundaries(self.layout, self.size)
         self.start, self.stop = self.cuts[self.rank], self.cuts[self.rank + 1]
         self.counts = [b - a for a, b in zip(self.cuts, self.cuts[1:], strict=False)]
-        lr = optimizer.schedule if optimizer.schedule is not None else optimizer._lr
         self.local = self._make_local(
-            optimizer.hyperparameters(), optimizer.groups, optimizer.t, lr
+            optimizer.hyperparameters(), optimizer.groups, optimizer.t, _lr_of(optimizer)
         )
         for key, state in optimizer.state.items():
             self.local.state[key].buffer[...] = state.buffer[self.start : self.stop]
@@ -57,9 +57,12 @@ class ShardedOptimizer:
         self._received = self.local.params.zeros_like().buffer
         self._mpi_type = MPI.DOUBLE if self.layout.dtype == np.float64 else MPI.FLOAT
         self._sum, self._min, self._max = MPI.SUM, MPI.MIN, MPI.MAX
+        self._in_place, self._double = MPI.IN_PLACE, MPI.DOUBLE
         self._flag = np.zeros(1, dtype=np.int64)  # for one-integer collectives
+        # the clipping norm's block sums of every rank, side by side in layer order
         n_blocks = sum(b.size - 1 for *_, b in self.local._flat_runs)
         self._block_counts = comm.allgather(n_blocks)
+        self._block_offsets = [sum(self._block_counts[:r]) for r in range(self.size)]
         self._block_sums = np.empty(sum(self._block_counts), dtype=np.float64)
         self.last_grad_norm: float | None = None
         _release_state(optimizer)
@@ -72,16 +75,16 @@ class ShardedOptimizer:
         slice only. Making it checks the settings and writes nothing."""
         layout = slice_layout(self.layout, self.start, self.stop)
         params = FlatParams(layout, self.params.buffer[self.start : self.stop])
-        local = type(self.optimizer)(
+        return _like(
+            self.optimizer,
             params,
-            **dict(settings, max_grad_norm=None),  # clipping is done here, across ranks
+            settings,
+            slice_groups(groups, layout.names),
+            t,
+            lr,
+            max_grad_norm=None,  # clipping is done here, across ranks
             nonfinite="ignore",  # so is the NaN/Inf check
-            groups=slice_groups(groups, layout.names),
         )
-        if lr is not None:
-            local.lr = lr
-        local.t = t
-        return local
 
     # -- the step -------------------------------------------------------------------------------
     @property
@@ -116,16 +119,20 @@ class ShardedOptimizer:
         elif self.optimizer.nonfinite.policy != "ignore":
             local = kernels.finite.all_finite([segment[1] for _, _, segment, _ in pieces])
             self._flag[0] = int(local)
-            self.comm.Allreduce(MPI_IN_PLACE(), self._flag, op=self._min)
+            self.comm.Allreduce(self._in_place, self._flag, op=self._min)
             known_finite = bool(self._flag[0])
         offending = lambda: self._offending(pieces)  # noqa: E731 - called on every rank or none
         if not self.optimizer.nonfinite.allows([], offending, known_finite):
             return
         self.local._apply(pieces, t, rates, scale)
-        self.comm.Allgatherv(
-            MPI_IN_PLACE(), [self.params.buffer, self.counts, self.cuts[:-1], self._mpi_type]
-        )
+        self._allgather_params()
         self.optimizer.t = t
+
+    def _allgather_params(self) -> None:
+        """Every rank's slice of the parameter buffer into every rank's buffer, in place."""
+        self.comm.Allgatherv(
+            self._in_place, [self.params.buffer, self.counts, self.cuts[:-1], self._mpi_type]
+        )
 
     def agree(
         self,
@@ -142,7 +149,7 @@ class ShardedOptimizer:
             result, failure = None, error
         # one small integer collective when every rank is fine; messages only otherwise
         self._flag[0] = 0 if failure is None else 1
-        self.comm.Allreduce(MPI_IN_PLACE(), self._flag, op=self._max)
+        self.comm.Allreduce(self._in_place, self._flag, op=self._max)
         if self._flag[0]:
             messages = self.comm.allgather(
                 None if failure is None else f"{type(failure).__name__}: {failure}"
@@ -172,32 +179,24 @@ class ShardedOptimizer:
         prefix = _grad_key_prefix(grads, optimizer._updated_names, names)
         for name in optimizer._updated_names:
             param = optimizer.params[optimizer.params.prefix + name]
-
-            def describe(position: int, name: str = name) -> str:
-                return f"grads[{prefix + name!r}]" if position == 1 else f"params[{name!r}]"
-
+            describe = partial(optimizer._label, name, prefix)
             self._send[self.layout.span(name)] = layer_grad(grads[prefix + name], param, describe)
         return self._send
 
     def _global_norm(self, pieces: list) -> float:
         """The 2-norm of the summed gradients over every rank, as one process takes it."""
-        mine = self._block_sums[: self._block_counts[self.rank]]
+        offset = self._block_offsets[self.rank]
+        mine = self._block_sums[offset : offset + self._block_counts[self.rank]]
         kernels.norm.block_sums([(segment[1], bounds) for _, _, segment, bounds in pieces], mine)
-        local = mine.copy()
-        offsets = np.concatenate([[0], np.cumsum(self._block_counts)[:-1]]).tolist()
-        self.comm.Allgatherv(local, [self._block_sums, self._block_counts, offsets, MPI_DOUBLE()])
+        self.comm.Allgatherv(
+            self._in_place,
+            [self._block_sums, self._block_counts, self._block_offsets, self._double],
+        )
         return math.sqrt(reduce_block_sums(self._block_sums))
 
     def _offending(self, pieces: list) -> list[str]:
-        names = []
-        for _, run_names, segment, _ in pieces:
-            start = 0
-            for name in run_names:
-                size = self.local.layout.sizes[self.local.layout.index(name)]
-                if not np.isfinite(segment[1][start : start + size]).all():
-                    names.append(name)
-                start += size
-        every = self.comm.allgather(names)
+        """The layers holding NaN or Inf on any rank (a layer cut by a slice once)."""
+        every = self.comm.allgather(_offending(self.local.layout, pieces))
         return list(dict.fromkeys(name for ranks_names in every for name in ranks_names))
 
     # -- saving and restoring (see fastoptim.distributed.checkpoint) -----------------------------
@@ -213,10 +212,10 @@ class ShardedOptimizer:
         parameters (and ``states``, whole buffers, if given): for single-file checkpoints."""
         optimizer = self.optimizer
         params = FlatParams(self.layout, self.params.buffer.copy())
-        groups = [Group(g.names, g.lr, g.weight_decay, g.frozen) for g in optimizer.groups[1:]]
-        whole = type(optimizer)(params, **optimizer.hyperparameters(), groups=groups)
-        whole.lr = optimizer.schedule if optimizer.schedule is not None else optimizer._lr
-        whole.t = self.t
+        groups = slice_groups(optimizer.groups, self.layout.names)  # all of them
+        whole = _like(
+            optimizer, params, optimizer.hyperparameters(), groups, self.t, _lr_of(optimizer)
+        )
         for key, buffer in (states or {}).items():
             whole.state[key].buffer[...] = buffer
         return whole
@@ -246,24 +245,33 @@ class ShardedOptimizer:
             local.state[key].buffer[...] = buffer
         self.local = local
         self.params.buffer[self.start : self.stop] = params
-        self.comm.Allgatherv(
-            MPI_IN_PLACE(), [self.params.buffer, self.counts, self.cuts[:-1], self._mpi_type]
-        )
+        self._allgather_params()
 
 
 T = TypeVar("T")
 
 
-def MPI_IN_PLACE() -> Any:  # noqa: N802 - MPI's own name
-    from mpi4py import MPI
+def _like(
+    optimizer: Optimizer,
+    params: FlatParams,
+    settings: dict,
+    groups: list[Group],
+    t: int,
+    lr: Any = None,
+    **overrides: Any,
+) -> Optimizer:
+    """An optimizer of ``optimizer``'s class over ``params`` with ``settings`` (and
+    ``overrides``), ``groups``, step ``t`` and, if given, ``lr`` (a rate or a schedule)."""
+    made = type(optimizer)(params, **{**settings, **overrides}, groups=groups)
+    if lr is not None:
+        made.lr = lr
+    made.t = t
+    return made
 
-    return MPI.IN_PLACE
 
-
-def MPI_DOUBLE() -> Any:  # noqa: N802 - MPI's own name
-    from mpi4py import MPI
-
-    return MPI.DOUBLE
+def _lr_of(optimizer: Optimizer) -> Any:
+    """The optimizer's learning rate as set: its schedule, or its rate."""
+    return optimizer.schedule if optimizer.schedule is not None else optimizer._lr
 
 
 def _release_state(optimizer: Optimizer) -> None:

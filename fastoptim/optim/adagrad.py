@@ -89,7 +89,7 @@ class Adagrad(Optimizer):
     ) -> None:
         initial = check_nonnegative(initial_accumulator_value, "initial_accumulator_value")
         self._set_hyperparameters(lr, lr_decay, weight_decay, initial, eps, maximize, max_grad_norm)
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
+        super().__init__(params, nonfinite, max_consecutive_skips, groups)
         self.state["sum"].buffer.fill(initial)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class Adagrad(Optimizer):
             check_epsilon(eps),
             check_flag(maximize, "maximize"),
         )
-        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        max_norm = check_max_norm(max_grad_norm)
         (
             self.lr,
             self.lr_decay,

@@ -148,7 +148,7 @@ class Adam(Optimizer):
         # AMSGrad keeps the largest second moment seen: one more buffer, its own kernel
         self.kernel = kernels.adam_amsgrad if self.amsgrad else kernels.adam
         self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
+        super().__init__(params, nonfinite, max_consecutive_skips, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -178,7 +178,7 @@ class Adam(Optimizer):
             check_nonnegative(weight_decay, "weight_decay"),
             check_flag(maximize, "maximize"),
         )
-        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        max_norm = check_max_norm(max_grad_norm)
         if check_flag(amsgrad, "amsgrad") != self.amsgrad:
             raise ValueError(
                 f"amsgrad={amsgrad} does not match this optimizer (amsgrad={self.amsgrad}): "

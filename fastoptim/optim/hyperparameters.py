@@ -77,8 +77,10 @@ def check_nonnegative(value: Any, name: str) -> float:
     return float(value)
 
 
-def check_max_norm(value: Any, name: str = "max_grad_norm") -> float:
-    """A finite clipping norm > 0, as a float."""
+def check_max_norm(value: Any, name: str = "max_grad_norm") -> float | None:
+    """A finite clipping norm > 0, as a float; None (no clipping) stays None."""
+    if value is None:
+        return None
     if not (_real(value) and 0.0 < value < math.inf):
         raise ValueError(f"Invalid {name}: {value!r} ({name} must be a finite number > 0, or None)")
     return float(value)

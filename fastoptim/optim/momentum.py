@@ -84,7 +84,7 @@ class Momentum(Optimizer):
         groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         self._set_hyperparameters(lr=lr, beta=beta, max_grad_norm=max_grad_norm)
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
+        super().__init__(params, nonfinite, max_consecutive_skips, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self._lr_setting(), "beta": self.beta, "max_grad_norm": self.max_grad_norm}
@@ -93,7 +93,7 @@ class Momentum(Optimizer):
         self, lr: float, beta: float, max_grad_norm: float | None = None
     ) -> None:
         lr, beta = check_lr_or_schedule(lr, getattr(self, "t", 0) + 1), check_beta(beta, "beta")
-        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        max_norm = check_max_norm(max_grad_norm)
         self.lr, self.beta, self.max_grad_norm = lr, beta, max_norm
 
     def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:

@@ -27,7 +27,6 @@ from fastoptim.optim.groups import (
 from fastoptim.optim.hyperparameters import (
     check_learning_rate,
     check_lr_or_schedule,
-    check_max_norm,
     check_step,
 )
 from fastoptim.optim.nonfinite import NonFiniteGuard
@@ -57,22 +56,22 @@ Piece = tuple[int, tuple[str, ...], Segment, np.ndarray]
 
 class Optimizer:
     """Base class: subclasses set ``kernel`` and ``state_names`` and implement
-    ``hyperparameters``, ``_set_hyperparameters`` and ``_scalars``."""
+    ``hyperparameters``, ``_set_hyperparameters`` (which also sets ``max_grad_norm``) and
+    ``_scalars``."""
 
     kernel: ElementwiseKernel  # set by each algorithm, on the class or (options) per instance
     state_names: tuple[str, ...] = ()
     group_options: ClassVar[tuple[str, ...]] = ("lr", "weight_decay")  # what a Group may set
+    max_grad_norm: float | None = None  # clip by global norm when set
 
     def __init__(
         self,
         params: FlatParams | MutableMapping[str, np.ndarray],
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
-        max_grad_norm: float | None = None,
         groups: Sequence[Group | Mapping[str, Any]] | None = None,
     ) -> None:
         self.nonfinite = NonFiniteGuard(nonfinite, max_consecutive_skips)
-        self.max_grad_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
         self.last_grad_norm: float | None = None  # before clipping, of the last step's grads
         self._grad_scale = 1.0
         names = _layer_names(params)
@@ -139,7 +138,7 @@ class Optimizer:
         pieces = self._pieces(grads)
         flat_grads = [segment[1] for _, _, segment, _ in pieces]
         known_finite = None
-        self._grad_scale = 1.0
+        grad_scale = 1.0
         if self.max_grad_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
@@ -147,12 +146,12 @@ class Optimizer:
             norm = kernels.norm.global_norm(norm_pieces, self._norm_scratch)
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
-            self._grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
+            grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
         if not self.nonfinite.allows(
             flat_grads, partial(_offending, self.layout, pieces), known_finite
         ):
             return
-        self._apply(pieces, t, rates, self._grad_scale)
+        self._apply(pieces, t, rates, grad_scale)
 
     def _apply(self, pieces: list[Piece], t: int, rates: list[float], grad_scale: float) -> None:
         """The update itself, on checked pieces, with every gradient scaled by

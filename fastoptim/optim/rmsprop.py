@@ -103,7 +103,7 @@ class RMSprop(Optimizer):
             + (("grad_avg",) if self.centered else ())
             + (("momentum_buffer",) if self.uses_momentum else ())
         )
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
+        super().__init__(params, nonfinite, max_consecutive_skips, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -136,7 +136,7 @@ class RMSprop(Optimizer):
             check_nonnegative(momentum, "momentum"),
             check_flag(maximize, "maximize"),
         )
-        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        max_norm = check_max_norm(max_grad_norm)
         if check_flag(centered, "centered") != self.centered or (
             (checked[4] != 0.0) != self.uses_momentum
         ):

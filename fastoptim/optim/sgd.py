@@ -88,7 +88,7 @@ class SGD(Optimizer):
         self._set_hyperparameters(
             lr, momentum, dampening, weight_decay, nesterov, maximize, max_grad_norm
         )
-        super().__init__(params, nonfinite, max_consecutive_skips, max_grad_norm, groups)
+        super().__init__(params, nonfinite, max_consecutive_skips, groups)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -119,7 +119,7 @@ class SGD(Optimizer):
             check_flag(nesterov, "nesterov"),
             check_flag(maximize, "maximize"),
         )
-        max_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        max_norm = check_max_norm(max_grad_norm)
         if checked[4] and (checked[1] <= 0.0 or checked[2] != 0.0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         (

@@ -52,7 +52,11 @@ class Bucket:
             self.steps += 1
         else:
             self.steps[indices] += 1
-            self.uniform = self.steps.size == 0 or bool(self.steps.min() == self.steps.max())
+            self.recount_uniform()
+
+    def recount_uniform(self) -> None:
+        """Set ``uniform`` from the step counts (after they changed other than all alike)."""
+        self.uniform = self.steps.size == 0 or bool(self.steps.min() == self.steps.max())
 
     def attached(self) -> bool:
         """True when every parameter has its gradient in the buffer and its data in place:

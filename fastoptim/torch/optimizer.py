@@ -73,13 +73,11 @@ class FlatOptimizer:
                     self._adopt(bucket, index, self._checked_state(bucket, index, saved))
                 else:
                     self.state.pop(param, None)
-            bucket.uniform = bool(
-                bucket.steps.size == 0 or bucket.steps.min() == bucket.steps.max()
-            )
+            bucket.recount_uniform()
 
     def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
         core_class = self.core_class(group)
-        options = {name: _plain(group[name]) for name in _core_arguments(core_class)}
+        options = _group_options(group, core_class)
         return core_class(params, **options, nonfinite="ignore"), options  # the check is ours
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -127,7 +125,7 @@ class FlatOptimizer:
                     f"param_groups[{bucket.group_index}] now asks for another algorithm "
                     f"than {type(core).__name__}; construct a new optimizer for it"
                 )
-            options = {name: _plain(group[name]) for name in _core_arguments(type(core))}
+            options = _group_options(group, type(core))
             if options != bucket.options:
                 core._set_hyperparameters(**options)  # validates, then sets
                 bucket.options = options
@@ -254,9 +252,7 @@ class FlatOptimizer:
         for bucket, index, checked in adopted:
             self._adopt(bucket, index, checked)
         for bucket in self._buckets:
-            bucket.uniform = bool(
-                bucket.steps.size == 0 or bucket.steps.min() == bucket.steps.max()
-            )
+            bucket.recount_uniform()
 
     def _checked_state(self, bucket: Bucket, index: int, saved: dict) -> dict:
         """A parameter's torch-format state, checked: the tensors this bucket keeps, of the
@@ -336,6 +332,11 @@ def _core_arguments(core_class: type) -> tuple[str, ...]:
         parameters = inspect.signature(core_class).parameters
         _CORE_ARGUMENTS[core_class] = tuple(n for n in parameters if n not in OWN_ARGUMENTS)
     return _CORE_ARGUMENTS[core_class]
+
+
+def _group_options(group: dict, core_class: type) -> dict[str, Any]:
+    """A torch param group's settings, as the fastoptim class takes them."""
+    return {name: _plain(group[name]) for name in _core_arguments(core_class)}
 
 
 def _plain(value: Any) -> Any:
