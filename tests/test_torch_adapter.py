@@ -408,10 +408,11 @@ def assert_same_parameters(expected_model, model, rtol=1e-10):
         )
 
 
-def test_replaced_parameter_data_is_taken_into_the_buffer():
-    """``p.data = ...`` (as some module code does) is noticed: the new values are taken into
-    the buffer and the parameter points back at it; a new dtype or shape is refused."""
-    side = {}
+def test_replaced_parameter_data_is_kept_and_updated():
+    """``p.data = ...`` (module code, ZeroRedundancyOptimizer's bucket views) is noticed: the
+    parameter keeps its new data, which each step reads and updates (whoever holds that
+    tensor sees the new weights); a new dtype or shape is refused."""
+    side, replaced = {}, {}
     for name, cls in (("torch", torch.optim.SGD), ("ours", fastoptim_torch.SGD)):
         model = mlp().double()
         side[name] = (model, cls(model.parameters(), lr=0.1, momentum=0.9))
@@ -419,14 +420,16 @@ def test_replaced_parameter_data_is_taken_into_the_buffer():
     for t in range(4):
         for model, optimizer in side.values():
             if t == 2:
-                model[0].weight.data = torch.full_like(model[0].weight, 0.5)
+                replaced[id(model)] = torch.full_like(model[0].weight, 0.5)
+                model[0].weight.data = replaced[id(model)]
             optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(inputs[t]), targets[t]).backward()
             optimizer.step()
     assert_same_parameters(side["torch"][0], side["ours"][0])
     model, optimizer = side["ours"]
-    (bucket,) = optimizer._buckets
-    assert model[0].weight.data_ptr() == bucket.core.params["param0"].ctypes.data  # back in place
+    holder = replaced[id(model)]
+    assert model[0].weight.data_ptr() == holder.data_ptr()  # the new data stays the parameter's
+    assert not torch.equal(holder, torch.full_like(holder, 0.5))  # and was updated
     model[0].weight.data = model[0].weight.data.float()
     torch.nn.functional.mse_loss(model.float()(inputs[0].float()), targets[0].float()).backward()
     with pytest.raises(ValueError, match="construct a new optimizer"):

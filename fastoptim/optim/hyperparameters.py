@@ -22,6 +22,13 @@ def check_learning_rate(value: Any, name: str = "lr") -> float:
     return float(value)
 
 
+def check_grad_scale(value: Any) -> float:
+    """A finite factor > 0 for the gradients, as a float."""
+    if not (_real(value) and 0.0 < value < math.inf):
+        raise ValueError(f"Invalid grad_scale: {value!r} (it must be a finite number > 0)")
+    return float(value)
+
+
 def check_lr_or_schedule(value: Any, t: int) -> Any:
     """A learning rate (a float), or a schedule: a callable of the step number, or a
     schedule's ``describe()`` dict (from a state_dict). A schedule's rate for step ``t`` is

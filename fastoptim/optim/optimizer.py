@@ -25,6 +25,7 @@ from fastoptim.optim.groups import (
     restored_groups,
 )
 from fastoptim.optim.hyperparameters import (
+    check_grad_scale,
     check_learning_rate,
     check_lr_or_schedule,
     check_step,
@@ -46,6 +47,7 @@ CACHED_VIEWS = (
     "_flat_runs",
     "_own_buffers",
     "_own_memory_owners",
+    "_layer_segments",
 )
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
@@ -123,7 +125,7 @@ class Optimizer:
         raise NotImplementedError
 
     # -- stepping ---------------------------------------------------------------------------
-    def step(self, grads: GradsLike) -> None:
+    def step(self, grads: GradsLike, *, grad_scale: float = 1.0) -> None:
         """Apply one update with ``grads`` and advance ``t`` by one.
 
         ``grads`` is a FlatParams with this layout (one kernel call over the whole buffer,
@@ -132,21 +134,25 @@ class Optimizer:
         Everything is checked before anything changes. Gradients holding NaN or Inf are
         handled as the ``nonfinite`` policy says (by default the step is skipped; see
         NonFiniteGuard). Frozen layers are neither read nor written.
+
+        ``grad_scale`` (keyword-only, a finite number > 0) multiplies every gradient inside
+        the kernel, before clipping and weight decay: ``1 / scale`` unscales the gradients
+        of a loss multiplied by ``scale`` (torch's GradScaler) without another pass.
         """
         t = self.t + 1
+        grad_scale = check_grad_scale(grad_scale)
         rates = self._learning_rates(t)  # checked before anything changes
         pieces = self._pieces(grads)
         flat_grads = [segment[1] for _, _, segment, _ in pieces]
         known_finite = None
-        grad_scale = 1.0
         if self.max_grad_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
             norm_pieces = [(segment[1], bounds) for _, _, segment, bounds in pieces]
-            norm = kernels.norm.global_norm(norm_pieces, self._norm_scratch)
+            norm = kernels.norm.global_norm(norm_pieces, self._norm_scratch) * grad_scale
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
-            grad_scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
+            grad_scale *= min(1.0, self.max_grad_norm / (norm + 1e-6))
         if not self.nonfinite.allows(
             flat_grads, partial(_offending, self.layout, pieces), known_finite
         ):
@@ -159,6 +165,28 @@ class Optimizer:
         self._grad_scale = grad_scale
         self.kernel.run_pieces(pieces, self._scalar_table(t, rates))
         self.t = t
+
+    def update_layer(self, name: str, grad: np.ndarray, t: int, grad_scale: float = 1.0) -> None:
+        """One kernel call that updates layer ``name`` alone, as step ``t`` of that layer,
+        with the 1-D gradient ``grad`` (its size, this dtype) times ``grad_scale``.
+
+        The stage for callers whose layers keep step counts of their own (torch's
+        per-parameter ``state['step']``): no checks, no NaN/Inf policy, no clipping, and
+        ``self.t`` is left alone. The caller has checked ``grad``; ``t`` >= 1.
+        """
+        group, param, views = self._layer_segments[name]
+        self._grad_scale = grad_scale
+        scalars = self._scalar_table(t, self._learning_rates(t))[group]
+        self.kernel.variant_for(param)(param, grad, *views, *scalars)
+
+    @cached_property
+    def _layer_segments(self) -> dict[str, tuple[int, np.ndarray, Segment]]:
+        """Per updated layer: its group, its 1-D parameter view and its state views in the
+        kernel's order."""
+        return {
+            name: (group, flats[0], flats[1:] if kernel_states is None else kernel_states)
+            for group, name, _, flats, kernel_states, _ in self._layer_views
+        }
 
     def _learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""

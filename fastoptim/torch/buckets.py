@@ -39,11 +39,14 @@ class Bucket:
     core: Optimizer
     grads: FlatParams  # views of the dtype's gradient buffer, keyed like the layout
     grad_views: list[torch.Tensor]  # grads[names[i]] as the tensor p.grad should be
-    data_pointers: list[int]  # where each parameter's data must stay
+    data_views: list[torch.Tensor]  # core.params[names[i]] as the tensor p.data should be
+    data_pointers: list[int]  # where each parameter's data is when it is in the buffer
     steps: np.ndarray  # float32 per parameter, as torch's state['step'] tensors view it
     step_views: list[torch.Tensor] = field(default_factory=list)
     options: dict = field(default_factory=dict)  # the group's settings the core has now
     exposed: bool = False  # every parameter has its torch state (views) in place
+    # each parameter's torch state as the optimizer put it in ``state`` (None: none yet)
+    exposed_states: list[dict | None] = field(default_factory=list)
     uniform: bool = True  # every parameter has taken the same number of steps
 
     def count_steps(self, indices: list[int] | None = None) -> None:
@@ -59,8 +62,8 @@ class Bucket:
         self.uniform = self.steps.size == 0 or bool(self.steps.min() == self.steps.max())
 
     def attached(self) -> bool:
-        """True when every parameter has its gradient in the buffer and its data in place:
-        then one kernel call over the bucket is the whole update."""
+        """True when every parameter has its gradient in the buffer and its data in the
+        buffer: then one kernel call over the bucket is the whole update."""
         # map() keeps the per-parameter loop in C: this runs on every step
         return all(map(operator.is_, map(_GRAD, self.params), self.grad_views)) and (
             list(map(torch.Tensor.data_ptr, self.params)) == self.data_pointers
@@ -88,8 +91,12 @@ def build_buckets(
     names = layer_names(groups)
     keys = []  # (group index, dtype) in order of first appearance
     members: dict[tuple[int, torch.dtype], list[tuple[torch.nn.Parameter, str]]] = {}
+    seen: set[int] = set()
     for index, (group, group_names) in enumerate(zip(groups, names, strict=True)):
         for param, name in zip(group["params"], group_names, strict=True):
+            if id(param) in seen:  # given twice in a group (torch warned): held once
+                continue
+            seen.add(id(param))
             key = (index, param.dtype)
             if key not in members:
                 keys.append(key)
@@ -116,7 +123,7 @@ def build_buckets(
         start, stop = starts[key], starts[key] + layout.size
         flat = FlatParams(layout, params_buffers[dtype][start:stop])
         grads = FlatParams(layout, grads_buffers[dtype][start:stop])
-        grad_views = []
+        grad_views, data_views = [], []
         for param, name in zip(params, bucket_names, strict=True):
             flat[name][...] = param.detach().numpy()
             # autograd needs a view that is not a leaf of the numpy memory: from_numpy gives it
@@ -124,8 +131,9 @@ def build_buckets(
             if param.grad is not None:
                 grad_view.copy_(param.grad)
             grad_views.append(grad_view)
-        for param, name, grad_view in zip(params, bucket_names, grad_views, strict=True):
-            param.data = torch.from_numpy(flat[name])
+            data_views.append(torch.from_numpy(flat[name]))
+        for param, data_view, grad_view in zip(params, data_views, grad_views, strict=True):
+            param.data = data_view
             if param.grad is not None:
                 param.grad = grad_view
         core, options = make_core(groups[index], flat)
@@ -138,26 +146,25 @@ def build_buckets(
                 core=core,
                 grads=grads,
                 grad_views=grad_views,
+                data_views=data_views,
                 data_pointers=[p.data_ptr() for p in params],
                 steps=steps,
                 step_views=[
                     torch.from_numpy(steps[i : i + 1]).view(()) for i in range(len(params))
                 ],
                 options=options,
+                exposed_states=[None] * len(params),
             )
         )
     return buckets
 
 
 def check_parameters(groups: Sequence[dict]) -> None:
-    """Refuse what the flat buffers cannot hold, before anything moves."""
-    seen: set[int] = set()
+    """Refuse what the flat buffers cannot hold, before anything moves. (torch itself
+    refuses a parameter in two groups, and warns of one given twice in a group.)"""
     for index, group in enumerate(groups):
         for position, param in enumerate(group["params"]):
             label = f"param_groups[{index}]['params'][{position}]"
-            if id(param) in seen:
-                raise ValueError(f"{label} appears twice; pass each parameter once")
-            seen.add(id(param))
             if param.device.type != "cpu":
                 raise ValueError(
                     f"{label} is on {param.device}; fastoptim.torch updates CPU parameters only"

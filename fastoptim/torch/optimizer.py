@@ -9,9 +9,8 @@ fastoptim kernel call per bucket on zero-copy numpy views.
 from __future__ import annotations
 
 import inspect
-from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from fastoptim.flat import FlatParams
 from fastoptim.optim import Optimizer
 from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.torch.buckets import Bucket, build_buckets, check_parameters
+from fastoptim.torch.state_table import ExposedState, StateTable
 
 # torch options that only choose torch's implementation: accepted, and the kernel is fused
 IMPLEMENTATION_OPTIONS = ("foreach", "fused")
@@ -66,13 +66,12 @@ class FlatOptimizer:
         """(Re)make the flat buffers from the current param groups, then adopt
         ``initial_state`` (torch-format state by parameter) into them."""
         self._buckets = build_buckets(self.param_groups, self._make_core)
+        self.state = self._table = StateTable()
         for bucket in self._buckets:
             for index, param in enumerate(bucket.params):
                 saved = initial_state.get(param)
                 if saved:
                     self._adopt(bucket, index, self._checked_state(bucket, index, saved))
-                else:
-                    self.state.pop(param, None)
             bucket.recount_uniform()
 
     def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
@@ -88,30 +87,57 @@ class FlatOptimizer:
             return  # torch's __init__ adds the first groups; _build follows
         _check_torch_options(self.param_groups[-1])
         check_parameters(self.param_groups)
+        self._take_outside_state()
         current = {p: {k: v.clone() for k, v in s.items()} for p, s in self.state.items()}
         self._build(initial_state=current)
+
+    # -- copying ------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy or pickle keeps: torch's (defaults, state, param_groups) and the
+        public attributes fastoptim adds; the copy makes buffers of its own."""
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[misc]
+        state["nonfinite"] = self.nonfinite
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        if "_buckets" not in self.__dict__:  # a copy or an unpickled optimizer: build it
+            self._build(initial_state=dict(self.state))
 
     # -- stepping -----------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient, as the torch.optim class does;
-        the parameters whose gradient is None are left alone (their step count too)."""
+        the parameters whose gradient is None are left alone (their step count too).
+
+        With ``fused=True`` torch.amp.GradScaler leaves the gradients scaled and sets
+        ``grad_scale`` and ``found_inf`` on the optimizer, as for torch's fused step: the
+        kernel unscales (one more factor of its gradient scale, no extra pass), and a
+        found inf skips the step (parameters, state and step counts unchanged)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         self._sync_hyperparameters()
-        plans = [(bucket, self._active(bucket)) for bucket in self._buckets]
+        self._take_outside_state()
+        found_inf, scale = getattr(self, "found_inf", None), getattr(self, "grad_scale", None)
+        plans = [self._plan(bucket) for bucket in self._buckets]
+        if found_inf is not None and float(found_inf) != 0.0:
+            self._skip(plans)
+            return loss
+        unscale = 1.0 if scale is None else 1.0 / float(scale)
         if not self.nonfinite.allows(
-            [grad for bucket, active in plans for grad in _grads_read(bucket, active)],
+            [grad for plan in plans for grad in _grads_read(plan.bucket, plan.active)],
             lambda: _offending(plans),
         ):
             return loss
-        for bucket, active in plans:
-            if active is None:
-                self._step_whole(bucket)
+        for plan in plans:
+            if plan.active is None:
+                self._step_whole(plan.bucket, unscale)
             else:
-                self._step_layers(bucket, active)
+                self._step_layers(plan.bucket, plan.active, unscale)
+            for index in plan.outside_data:  # the parameter's own data, outside the buffer
+                plan.bucket.params[index].data.copy_(plan.bucket.data_views[index])
         return loss
 
     def _sync_hyperparameters(self) -> None:
@@ -130,15 +156,20 @@ class FlatOptimizer:
                 core._set_hyperparameters(**options)  # validates, then sets
                 bucket.options = options
 
-    def _active(self, bucket: Bucket) -> list[int] | None:
-        """None when the whole bucket steps as one (every gradient in the buffer, every
-        step count equal); else the indices of the parameters that have a gradient, whose
-        gradients are first copied into the buffer (and re-attached there)."""
+    def _plan(self, bucket: Bucket) -> Plan:
+        """What one step does with a bucket. ``active`` is None when the whole bucket steps
+        as one (every gradient in the buffer, every step count equal); else the indices of
+        the parameters that have a gradient, whose gradients are first copied into the
+        buffer (and re-attached there). A parameter whose ``.data`` outside code replaced
+        (ZeroRedundancyOptimizer's bucket views) keeps that data: its values are copied
+        into the buffer now and back after the update."""
         if bucket.uniform and bucket.attached():
-            return None
-        active = []
+            return Plan(bucket, None, [])
+        active, outside_data = [], []
         for index, (param, view) in enumerate(zip(bucket.params, bucket.grad_views, strict=True)):
-            _keep_data_in_buffer(bucket, index)
+            if param.data_ptr() != bucket.data_pointers[index]:
+                _take_outside_data(bucket, index)
+                outside_data.append(index)
             grad = param.grad
             if grad is None:
                 continue
@@ -152,60 +183,116 @@ class FlatOptimizer:
                 param.grad = view  # backward accumulates into the buffer again
             active.append(index)
         if bucket.uniform and len(active) == len(bucket.params):
-            return None
-        return active
+            return Plan(bucket, None, outside_data)
+        return Plan(bucket, active, outside_data)
 
-    def _step_whole(self, bucket: Bucket) -> None:
+    def _step_whole(self, bucket: Bucket, grad_scale: float) -> None:
         """One kernel call over the bucket."""
         if bucket.steps.size == 0:
             return
         bucket.core.t = int(bucket.steps[0])
-        bucket.core.step(bucket.grads)
+        bucket.core.step(bucket.grads, grad_scale=grad_scale)
         bucket.count_steps()
         if not bucket.exposed:
             for index in range(len(bucket.params)):
                 self._expose(bucket, index)
             bucket.exposed = True
 
-    def _step_layers(self, bucket: Bucket, active: list[int]) -> None:
+    def _step_layers(self, bucket: Bucket, active: list[int], grad_scale: float) -> None:
         """One kernel call per parameter that has a gradient, each at its own step count."""
-        core = bucket.core
-        layers = core._layer_views
         for index in active:
-            _, name, _, flats, kernel_states, _ = layers[index]
+            name = bucket.names[index]
             t = int(bucket.steps[index]) + 1
-            scalars = core._scalar_table(t, core._learning_rates(t))[0]
-            grad = bucket.grads[name].reshape(-1)
-            segment = (flats[0], grad, *(flats[1:] if kernel_states is None else kernel_states))
-            core.kernel.variant_for(flats[0])(*segment, *scalars)
+            bucket.core.update_layer(name, bucket.grads[name].reshape(-1), t, grad_scale)
             self._expose(bucket, index)
         bucket.count_steps(active)
 
+    def _skip(self, plans: list[Plan]) -> None:
+        """GradScaler found an inf: nothing is updated. As torch's fused step, every
+        parameter with a gradient then has its state, at the step count it had."""
+        if not self.has_step_state:
+            return  # torch's fused SGD would keep an uninitialised momentum buffer
+        for plan in plans:
+            bucket = plan.bucket
+            for index in range(len(bucket.params)) if plan.active is None else plan.active:
+                self._expose(bucket, index)
+
     def _expose(self, bucket: Bucket, index: int) -> None:
         """torch's ``state[param]`` for a parameter that has stepped: views of the buffers."""
-        param, name = bucket.params[index], bucket.names[index]
-        if param in self.state:
+        if bucket.exposed_states[index] is not None:
             return
-        state: dict[str, torch.Tensor] = {}
+        name = bucket.names[index]
+        values: dict[str, torch.Tensor] = {}
         if self.has_step_state:
-            state["step"] = bucket.step_views[index]
+            values["step"] = bucket.step_views[index]
         for key in self._state_keys(bucket):
-            state[key] = torch.from_numpy(bucket.core.state[key][name])
-        self.state[param] = state
+            values[key] = torch.from_numpy(bucket.core.state[key][name])
+        if not values:
+            return  # as torch: no entry for a parameter without state (SGD, no momentum)
+        state = ExposedState(self._table, values)
+        self._table.put(bucket.params[index], state)
+        bucket.exposed_states[index] = state
 
     def _state_keys(self, bucket: Bucket) -> tuple[str, ...]:
         """The state tensors torch keeps for this bucket's parameters (besides 'step')."""
         return tuple(bucket.core.state)
 
-    def _adopt(self, bucket: Bucket, index: int, saved: dict[str, torch.Tensor]) -> None:
-        """Copy checked torch-format state of one parameter into the buffers."""
+    def _adopt(self, bucket: Bucket, index: int, saved: dict[str, Any] | None) -> None:
+        """Copy checked torch-format state of one parameter into the buffers (None: start
+        that parameter afresh, as torch does when its state is empty)."""
         name = bucket.names[index]
         for key in self._state_keys(bucket):
-            bucket.core.state[key][name][...] = saved[key].numpy()
-        # SGD counts no steps: a saved momentum buffer means its first step is behind it
-        bucket.steps[index] = saved["step"] if self.has_step_state else 1.0
-        self.state.pop(bucket.params[index], None)
-        self._expose(bucket, index)
+            target = bucket.core.state[key][name]
+            if saved is None:
+                target.fill(0)
+            else:
+                target[...] = saved[key].numpy()
+        if saved is None:
+            bucket.steps[index] = 0.0
+        else:  # SGD counts no steps: a saved momentum buffer means its first step is behind it
+            bucket.steps[index] = saved["step"] if self.has_step_state else 1.0
+        bucket.exposed = False
+        bucket.exposed_states[index] = None
+        self._table.drop(bucket.params[index])
+        if saved is not None:
+            self._expose(bucket, index)
+
+    def _take_outside_state(self) -> None:
+        """Adopt what outside code wrote into ``state`` since the last step (a parameter's
+        state replaced or emptied, or the whole table replaced): checked first, then
+        copied into the buffers. One attribute read when nothing was written."""
+        table = self.state
+        if table is self._table and not table.written:
+            return
+        changes: list[tuple[Bucket, int, dict | None]] = []
+        for bucket in self._buckets:
+            for index, param in enumerate(bucket.params):
+                mine = bucket.exposed_states[index]
+                entry = table.get(param)
+                if entry is mine and (mine is None or not mine.written):
+                    continue
+                if entry:
+                    changes.append((bucket, index, self._checked_state(bucket, index, entry)))
+                elif mine is not None or bucket.steps[index] != 0:
+                    changes.append((bucket, index, None))
+        others = {key: value for key, value in table.items() if value and key not in self._params}
+        if table is not self._table:  # replaced: what it holds for our parameters is adopted
+            self.state = self._table
+            for bucket in self._buckets:
+                for index, state in enumerate(bucket.exposed_states):
+                    if state is not None:
+                        self._table.put(bucket.params[index], state)
+        for bucket, index, saved in changes:
+            self._adopt(bucket, index, saved)
+        for key, value in others.items():  # not one of our parameters: kept as it is
+            self._table.put(key, value)
+        for bucket in self._buckets:
+            bucket.recount_uniform()
+        self._table.written = False
+
+    @property
+    def _params(self) -> set[torch.Tensor]:
+        return {param for bucket in self._buckets for param in bucket.params}
 
     # -- gradients ----------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -225,38 +312,32 @@ class FlatOptimizer:
                     param.grad = view
 
     # -- saving and restoring -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """torch's ``state_dict``: live tensors (views of the buffers), in plain dicts so
+        that ``torch.load(weights_only=True)`` reads a saved one."""
+        saved = super().state_dict()  # type: ignore[misc]
+        saved["state"] = {key: dict(value) for key, value in saved["state"].items()}
+        return saved
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` (a state dict of this class or of the torch.optim
-        class it replaces), then the state is checked and copied into the buffers. On any
-        error the optimizer is left as it was."""
+        class it replaces, or this optimizer's own live one), then the state is checked and
+        copied into the buffers; what it does not name starts afresh. On any error the
+        optimizer is left as it was."""
         before_state, before_groups = self.state, [dict(g) for g in self.param_groups]
         super().load_state_dict(state_dict)  # type: ignore[misc]
         try:
-            adopted = []
-            for bucket in self._buckets:
-                for index, param in enumerate(bucket.params):
-                    saved = self.state.get(param)
-                    if saved:
-                        adopted.append((bucket, index, self._checked_state(bucket, index, saved)))
             self._sync_hyperparameters()
+            self._take_outside_state()  # the loaded state replaced the table: adopted
         except Exception:
             self.__setstate__({"state": before_state, "param_groups": before_groups})  # type: ignore[attr-defined]
             self._sync_hyperparameters()
             raise
-        self.state = defaultdict(dict)
-        for bucket in self._buckets:  # what the loaded state does not name starts afresh
-            bucket.steps[:] = 0
-            bucket.exposed = False
-            for buffer in bucket.core.state.values():
-                buffer.buffer.fill(0)
-        for bucket, index, checked in adopted:
-            self._adopt(bucket, index, checked)
-        for bucket in self._buckets:
-            bucket.recount_uniform()
 
     def _checked_state(self, bucket: Bucket, index: int, saved: dict) -> dict:
-        """A parameter's torch-format state, checked: the tensors this bucket keeps, of the
-        parameter's shape, finite, and a whole ``step`` >= 0 where torch counts steps."""
+        """A parameter's torch-format state, checked and copied (it may be a view of the
+        very buffers it is copied into): the tensors this bucket keeps, of the parameter's
+        shape, finite, and a whole ``step`` >= 0 where torch counts steps."""
         param, label = bucket.params[index], f"state of {bucket.names[index]!r}"
         keys = self._state_keys(bucket) + (("step",) if self.has_step_state else ())
         missing = [key for key in keys if key not in saved]
@@ -270,7 +351,7 @@ class FlatOptimizer:
                     f"{label}[{key!r}] is not a tensor of the parameter's shape "
                     f"{tuple(param.shape)}: the state dict belongs to another model"
                 )
-            value = value.detach().to("cpu", param.dtype)
+            value = value.detach().to("cpu", param.dtype, copy=True)
             if not torch.isfinite(value).all():
                 raise ValueError(f"{label}[{key!r}] holds NaN or Inf; it cannot continue training")
             checked[key] = value
@@ -282,21 +363,24 @@ class FlatOptimizer:
         return checked
 
 
-def _keep_data_in_buffer(bucket: Bucket, index: int) -> None:
-    """If ``param.data`` was replaced, take its values into the buffer and point it back."""
-    param = bucket.params[index]
-    if param.data_ptr() == bucket.data_pointers[index]:
-        return
-    name = bucket.names[index]
-    view = bucket.core.params[name]
-    if tuple(param.shape) != view.shape or param.dtype != torch.from_numpy(view).dtype:
+class Plan(NamedTuple):
+    """What one step does with one bucket (see ``FlatOptimizer._plan``)."""
+
+    bucket: Bucket
+    active: list[int] | None  # None: the whole bucket in one kernel call
+    outside_data: list[int]  # parameters whose data outside code replaced
+
+
+def _take_outside_data(bucket: Bucket, index: int) -> None:
+    """Copy a parameter's replaced ``.data`` into its range of the buffer (checked first)."""
+    param, view = bucket.params[index], bucket.data_views[index]
+    if param.shape != view.shape or param.dtype != view.dtype:
         raise ValueError(
-            f"{name!r} was given data of shape {tuple(param.shape)} and {param.dtype} "
-            f"instead of {view.shape} and {view.dtype}; construct a new optimizer for it"
+            f"{bucket.names[index]!r} was given data of shape {tuple(param.shape)} and "
+            f"{param.dtype} instead of {tuple(view.shape)} and {view.dtype}; construct a new "
+            "optimizer for it"
         )
-    view[...] = param.detach().numpy()
-    param.data = torch.from_numpy(view)
-    bucket.data_pointers[index] = param.data_ptr()
+    view.copy_(param.data)
 
 
 def _grads_read(bucket: Bucket, active: list[int] | None) -> list[np.ndarray]:
@@ -305,9 +389,9 @@ def _grads_read(bucket: Bucket, active: list[int] | None) -> list[np.ndarray]:
     return [bucket.grads[bucket.names[index]].reshape(-1) for index in active]
 
 
-def _offending(plans: list[tuple[Bucket, list[int] | None]]) -> list[str]:
+def _offending(plans: list[Plan]) -> list[str]:
     names = []
-    for bucket, active in plans:
+    for bucket, active, _ in plans:
         for index in range(len(bucket.params)) if active is None else active:
             if not np.isfinite(bucket.grads[bucket.names[index]]).all():
                 names.append(bucket.names[index])
