@@ -95,7 +95,7 @@ class FlatOptimizer:
     def __getstate__(self) -> dict[str, Any]:
         """What a copy or pickle keeps: torch's (defaults, state, param_groups) and the
         public attributes fastoptim adds; the copy makes buffers of its own."""
-        state: dict[str, Any] = super().__getstate__()  # type: ignore[misc]
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[misc,assignment]
         state["nonfinite"] = self.nonfinite
         return state
 
