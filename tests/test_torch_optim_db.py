@@ -136,7 +136,9 @@ class Side:
 def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """Largest difference relative to the weights' scale."""
     scale = max(float(w.abs().max()) for w in a)
-    return max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b)) / scale
+    return (
+        max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b, strict=True)) / scale
+    )
 
 
 def other_form(name: str, kwargs: dict) -> dict:
@@ -242,11 +244,9 @@ def test_trains_as_torch_in_client_code(entry, dtype):
     assert public(copied.optimizer) == public(ours.optimizer)
     before = ours.weights()
     copied.train_step(STEPS + 3, data[0])
-    assert [torch.equal(a, b) for a, b in zip(ours.weights(), before)] == [True] * len(before)
+    assert all(map(torch.equal, ours.weights(), before))  # the original did not move
     ours.train_step(STEPS + 3, data[0])
-    assert [torch.equal(a, b) for a, b in zip(ours.weights(), copied.weights())] == [True] * len(
-        before
-    )
+    assert all(map(torch.equal, ours.weights(), copied.weights()))
 
 
 @pytest.mark.parametrize("entry", REFUSED, ids=input_id)
