@@ -1,7 +1,7 @@
 """Parity with torch.optim itself: Adam, AdamW, SGD, Adagrad and RMSprop with every option combination torch
 supports, 100 steps side by side, parameters and state compared after every step.
 
-torch is an optional test extra (``pip install ".[test,torch]"``, pinned to 2.13.0); without
+torch is an optional test extra (``pip install ".[test,torch]" -c constraints.txt``); without
 it these tests are skipped.
 """
 

@@ -126,7 +126,7 @@ class Torch(Contender):
 
     def available(self, problem: Problem) -> str | None:
         if importlib.util.find_spec("torch") is None:
-            return "torch is not installed (pip install torch==2.13.0)"
+            return "torch is not installed (pip install 'fastoptim[torch]')"
         import torch
 
         options = inspect.signature(getattr(torch.optim, problem.spec.torch_class)).parameters
@@ -180,6 +180,50 @@ class FastoptimTorchChecked(FastoptimTorch):
 
     name = "fastoptim.torch checked"
     nonfinite = "skip"
+
+
+class WithGradScaler(Contender):
+    """A fused torch-form optimizer stepped through ``torch.amp.GradScaler`` as mixed-
+    precision training does: ``scaler.step`` (which checks the gradients for inf, then
+    hands the scale to the fused step to unscale) and ``scaler.update``."""
+
+    def __init__(self, inner: Torch | FastoptimTorch) -> None:
+        self.inner = inner
+        self.name = f"{inner.name} + GradScaler"
+
+    def available(self, problem: Problem) -> str | None:
+        if problem.spec.torch_class not in ("Adam", "AdamW", "SGD", "Adagrad"):
+            return "only torch's fused classes (Adam, AdamW, SGD, Adagrad) take the scale"
+        return self.inner.available(problem)
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        import torch
+
+        self.inner.setup(problem, parameters, grads)
+        self.scaler = torch.amp.GradScaler("cpu")
+        self.scaler.scale(torch.ones(()))  # the scale exists from the first scaled loss on
+
+    def step(self) -> None:
+        self.scaler.step(self.inner.optimizer)
+        self.scaler.update()
+
+    def teardown(self) -> None:
+        self.inner.teardown()
+        super().teardown()
+
+
+class FastoptimTorchFused(FastoptimTorch):
+    """fastoptim.torch constructed with ``fused=True``: GradScaler then leaves the
+    unscaling to its step (one more factor in the kernel)."""
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        import fastoptim.torch
+
+        self.params = torch_parameters(problem, parameters, grads)
+        optimizer_class = getattr(fastoptim.torch, problem.spec.torch_class)
+        self.optimizer = optimizer_class(
+            self.params, lr=LR, **problem.spec.torch_options, fused=True, nonfinite="ignore"
+        )
 
 
 class DeepSpeed(Contender):
@@ -248,5 +292,7 @@ def all_contenders() -> list[Contender]:
         Torch("fused"),
         FastoptimTorch(),
         FastoptimTorchChecked(),
+        WithGradScaler(Torch("fused")),
+        WithGradScaler(FastoptimTorchFused()),
         DeepSpeed(),
     ]

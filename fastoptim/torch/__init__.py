@@ -10,7 +10,7 @@ names and defaults, works with its schedulers and hooks, and reads and writes it
 state_dict format. On construction the parameters move into one flat buffer per dtype
 (each parameter's ``.data`` becomes a view of it) and the gradients into another, which
 backward accumulates into while ``zero_grad(set_to_none=False)`` keeps them there. Needs
-``pip install 'fastoptim[torch]'`` (torch==2.13.0).
+``pip install 'fastoptim[torch]'`` (torch>=2.13,<2.15).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ try:
     import torch
 except ImportError as error:  # pragma: no cover - the message is the point
     raise ImportError(
-        "fastoptim.torch needs PyTorch: pip install 'fastoptim[torch]' (torch==2.13.0)"
+        "fastoptim.torch needs PyTorch: pip install 'fastoptim[torch]' (torch>=2.13,<2.15)"
     ) from error
 
 import fastoptim

@@ -19,6 +19,7 @@ from fastoptim.flat import FlatParams
 from fastoptim.optim import Optimizer
 from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.torch.buckets import Bucket, build_buckets, check_parameters
+from fastoptim.torch.compatibility import check_torch_version
 from fastoptim.torch.state_table import ExposedState, StateTable
 
 # torch options that only choose torch's implementation: accepted, and the kernel is fused
@@ -52,6 +53,7 @@ class FlatOptimizer:
         max_consecutive_skips: int | None = 10,
         **kwargs: Any,
     ) -> None:
+        check_torch_version()
         guard = NonFiniteGuard(nonfinite, max_consecutive_skips)  # checked before torch's init
         super().__init__(params, *args, **kwargs)  # type: ignore[call-arg]
         self.nonfinite = guard
