@@ -110,10 +110,11 @@ def test_grad_scaler_matches_torch(case, fused, dtype):
     for t, (a, b) in enumerate(zip(theirs, ours, strict=True)):
         assert distance(a, b) <= allowed, f"step {t}: {distance(a, b):.3g} (allowed {allowed:.3g})"
     assert our_scaler.get_scale() == their_scaler.get_scale()
-    steps = lambda opt: [
-        float(s["step"]) for s in opt.state_dict()["state"].values() if "step" in s
-    ]  # noqa: E731
-    assert steps(our_optimizer) == steps(their_optimizer)  # the overflow steps did not count
+    assert step_counts(our_optimizer) == step_counts(their_optimizer)  # overflows do not count
+
+
+def step_counts(optimizer) -> list[float]:
+    return [float(s["step"]) for s in optimizer.state_dict()["state"].values() if "step" in s]
 
 
 def test_grad_scaler_without_the_protocol_would_be_caught():

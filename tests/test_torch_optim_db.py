@@ -197,6 +197,10 @@ def format_of(state_dict: dict) -> dict:
     }  # fmt: skip
 
 
+def public_attributes(optimizer) -> set[str]:
+    return {key for key in optimizer.__dict__ if not key.startswith("_")}
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("entry", TRAINED, ids=input_id)
 def test_trains_as_torch_in_client_code(entry, dtype):
@@ -240,8 +244,7 @@ def test_trains_as_torch_in_client_code(entry, dtype):
     # test_deepcopy_copies_all_public_attrs; an optimizer no scheduler has wrapped)
     ours = sides["ours from torch"]
     copied = copy.deepcopy(ours)
-    public = lambda optimizer: {k for k in optimizer.__dict__ if not k.startswith("_")}  # noqa: E731
-    assert public(copied.optimizer) == public(ours.optimizer)
+    assert public_attributes(copied.optimizer) == public_attributes(ours.optimizer)
     before = ours.weights()
     copied.train_step(STEPS + 3, data[0])
     assert all(map(torch.equal, ours.weights(), before))  # the original did not move
