@@ -25,34 +25,19 @@ import pytest
 torch = pytest.importorskip("torch")
 fastoptim_torch = pytest.importorskip("fastoptim.torch")
 
-FLOAT64_BOUND = 1e-10
-FLOAT32_FLOOR_PER_STEP = 8 * 2.0**-24
+from torch_sides import (  # noqa: E402
+    FLOAT32_FLOOR_PER_STEP,
+    FLOAT64_BOUND,
+    batches,
+    distance,
+    weights,
+)
 
 
 def mlp(dtype: torch.dtype) -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).to(
         dtype
-    )
-
-
-def batches(dtype: torch.dtype, count: int):
-    generator = torch.Generator().manual_seed(5)
-    data = []
-    for _ in range(count):
-        x = torch.randn(16, 5, generator=generator, dtype=torch.float64)
-        data.append((x.to(dtype), torch.sin(x.sum(1, keepdim=True)).to(dtype)))
-    return data
-
-
-def weights(model: torch.nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in model.parameters()]
-
-
-def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    scale = max(float(w.abs().max()) for w in a)
-    return (
-        max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b, strict=True)) / scale
     )
 
 

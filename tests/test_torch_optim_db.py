@@ -33,13 +33,18 @@ from torch.testing._internal.common_optimizers import (  # noqa: E402
     _get_optim_inputs_including_global_cliquey_kwargs,
     optim_db,
 )
+from torch_sides import (  # noqa: E402
+    FLOAT32_FLOOR_PER_STEP,
+    FLOAT64_BOUND,
+    batches,
+    distance,
+    weights,
+)
 
 CLASSES = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad")
 INFOS = {info.name: info for info in optim_db if info.name in CLASSES}
 STEPS = 12
 ROUND_TRIP_AT = 5  # the self round trip happens before this step
-FLOAT64_BOUND = 1e-10
-FLOAT32_FLOOR_PER_STEP = 8 * 2.0**-24
 
 
 def optim_inputs():
@@ -77,15 +82,6 @@ class Model(torch.nn.Module):
     def forward(self, x: torch.Tensor, use_extra: bool) -> torch.Tensor:
         out = self.net(x)
         return out + x[:, :1] * self.extra if use_extra else out
-
-
-def batches(dtype: torch.dtype, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    generator = torch.Generator().manual_seed(3)
-    data = []
-    for _ in range(count):
-        x = torch.randn(16, 5, generator=generator, dtype=torch.float64)
-        data.append((x.to(dtype), torch.sin(x.sum(1, keepdim=True)).to(dtype)))
-    return data
 
 
 def param_groups(name: str, model: Model, kwargs: dict) -> list[dict]:
@@ -130,15 +126,7 @@ class Side:
                 scheduler.step()
 
     def weights(self) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in self.model.parameters()]
-
-
-def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """Largest difference relative to the weights' scale."""
-    scale = max(float(w.abs().max()) for w in a)
-    return (
-        max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b, strict=True)) / scale
-    )
+        return weights(self.model)
 
 
 def other_form(name: str, kwargs: dict) -> dict:
