@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from fastoptim.flat import FlatParams, Layout, same_layers
+from fastoptim.flat import FlatParams, Layout, layers_difference
 from fastoptim.optim.optimizer import Optimizer
 
 FORMAT = "fastoptim-checkpoint"
@@ -126,11 +126,9 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
 
 def _saved_layout(described: object, layout: Layout, path: object) -> Layout:
     """The layout the file was written with, once known to hold the same layers as ``layout``."""
-    if not same_layers(described, layout.describe()):
-        raise CheckpointError(
-            f"{path} was saved for another model: its layers (names, shapes or dtype) differ "
-            "from this optimizer's"
-        )
+    difference = layers_difference(described, layout.describe())
+    if difference is not None:
+        raise CheckpointError(f"{path} was saved for another model: {difference}")
     assert isinstance(described, dict)
     if described["names"] == list(layout.names):
         return layout

@@ -89,6 +89,19 @@ def parity() -> dict:
     return report
 
 
+def flattened_grads() -> dict:
+    """Each rank's course gradients flattened the obvious way (``fastoptim.flatten(grads)``,
+    layers 'dW1', ...): one flat step, the bits of the same step with the dict."""
+    from_flat = dist.shard(ALGORITHMS["adam"](initial()), reduce="mean")
+    from_dict = dist.shard(ALGORITHMS["adam"](initial()), reduce="mean")
+    for t in range(1, 6):
+        from_flat.step(fastoptim.flatten(rank_grads(t, RANK)))
+        from_dict.step(rank_grads(t, RANK))
+    same = np.array_equal(from_flat.params.buffer, from_dict.params.buffer)
+    assert same
+    return {"bit_identical": same}
+
+
 def save_then_continue(directory: str, steps: str) -> dict:
     """Train (rank 0 holds the whole gradient, so any number of ranks sums to the same),
     saving at the end; or load what another launch saved and go on."""
@@ -191,6 +204,7 @@ def import_single(path: str) -> dict:
 SCENARIOS = {
     "import_single": import_single,
     "parity": parity,
+    "flattened_grads": flattened_grads,
     "save_then_continue": save_then_continue,
     "killed_while_saving": killed_while_saving,
     "load_after_kill": load_after_kill,

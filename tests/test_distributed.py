@@ -63,11 +63,14 @@ def check_parity(report: dict, ranks: int) -> None:
 
 def test_one_two_and_three_ranks(tmp_path):
     """Launch by launch (each costs seconds): parity on 2 ranks, bad input on one rank,
-    a 2-rank checkpoint; that checkpoint continued on 3 ranks (bit-identical to one process)
+    flattened course gradients, a 2-rank checkpoint; that checkpoint continued on 3 ranks (bit-identical to one process)
     with parity on 3 ranks; its single-file export imported on 1 rank, parity on 1 rank."""
     directory = tmp_path / "ckpt"
-    two = launch(2, "parity", "bad_input", f"save_then_continue={directory}=1:10")
+    two = launch(
+        2, "parity", "bad_input", "flattened_grads", f"save_then_continue={directory}=1:10"
+    )
     check_parity(two["parity"], 2)
+    assert two["flattened_grads"] == {"bit_identical": True}
     messages = two["bad_input"]["messages"]
     assert messages[0].startswith("rank 1 refused its input (ValueError: grads['dW1'] has shape")
     assert "must match exactly" in messages[1]

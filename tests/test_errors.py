@@ -165,7 +165,17 @@ def test_object_api_step_rejects_bad_grads_and_changes_nothing():
         ),
         (np.zeros(8), ValueError, r"shape \(9,\)"),
         (np.zeros(9, dtype=np.float32), TypeError, "float32 but the parameters are float64"),
-        (fastoptim.flatten({"W1": np.zeros((3, 2))}), ValueError, "another layout"),
+        (
+            fastoptim.flatten({"W1": np.zeros((3, 2))}),
+            ValueError,
+            r"grads has 1 layers, the parameters 2: it lacks 'b1' \(layer 1\)",
+        ),
+        (
+            fastoptim.flatten({"db1": grads["db1"], "dW1": grads["dW1"]}),
+            ValueError,
+            r"layer 0 of grads is 'db1' \(3, 1\) where the parameters have 'W1' \(3, 2\) "
+            r"\('b1' is the parameters' layer 1: the order differs\)",
+        ),
         ([1.0, 2.0], TypeError, "grads must be a FlatParams, a dict of arrays or a flat array"),
     ]
     for grads_value, error, message in bad_inputs:
@@ -176,14 +186,16 @@ def test_object_api_step_rejects_bad_grads_and_changes_nothing():
     assert not opt.state["exp_avg"].buffer.any()
 
 
-def test_course_flatparams_of_another_layout_are_refused():
+def test_course_flatparams_of_another_layout_are_read_by_key_and_refused_per_layer():
+    """A FlatParams that does not line up with the parameters is read by key, as the
+    reference reads a dict, so what differs is named layer by layer."""
     parameters, _ = make_course()
     flat = fastoptim.flatten(parameters)
     other = fastoptim.flatten({"W1": np.zeros((2, 3)), "b1": np.zeros((3, 1))}).zeros_like(
         prefix="d"
     )
     v, s = fastoptim.initialize_adam(flat)
-    with pytest.raises(ValueError, match="grads was built for another layout"):
+    with pytest.raises(ValueError, match=r"grads\['dW1'\] has shape \(2, 3\) but .* \(3, 2\)"):
         fastoptim.update_parameters_with_adam(flat, other, v, s, 1)
 
 

@@ -93,9 +93,19 @@ def broken_state_dicts(sd):
         (
             edit(lambda d: d["layout"]["shapes"].__setitem__(0, [30, 40])),
             ValueError,
-            "another layout",
+            r"saved for other parameters: its layer 'W1' has shape \(30, 40\), this "
+            r"optimizer's \(40, 30\)",
         ),
-        (edit(lambda d: d["layout"].update(dtype="float64")), ValueError, "another layout"),
+        (
+            edit(lambda d: d["layout"].update(dtype="float64")),
+            ValueError,
+            "saved for other parameters: it is float64, this optimizer float32",
+        ),
+        (
+            edit(lambda d: d["layout"].update(names=["W1", "b9", *d["layout"]["names"][2:]])),
+            ValueError,
+            "saved for other parameters: it has no layer 'b1'",
+        ),
         (edit(lambda d: d["state"].pop("exp_avg_sq")), KeyError, "must hold exactly"),
         (edit(lambda d: d["state"]["exp_avg"].pop("b1")), KeyError, "one array per layer"),
         (

@@ -12,7 +12,6 @@ from fastoptim.flat import FlatParams
 from fastoptim.optim.segments import (
     Segment,
     check_no_shared_memory,
-    check_same_layout,
     check_writable,
     layer_segment,
 )
@@ -35,8 +34,9 @@ def course_segments(
 ) -> list[Segment]:
     """Validated kernel segments for a drop-in call.
 
-    One segment over the whole buffers when every argument is a FlatParams of one layout,
-    else one per layer. Other keys in ``grads`` and the states are ignored, as the
+    One segment over the whole buffers when every argument is a FlatParams laid out like
+    the parameters (``Layout.lines_up_with``: ``flatten(grads)`` of a course dict is), else
+    one per layer, looked up by key as the reference does. Other keys in ``grads`` and the states are ignored, as the
     reference ignores them (course backward passes also return ``dA1``, ``dZ1``), except
     keys shaped like the gradient of a parameter that does not exist (``'dW3'`` when the
     parameters stop at ``W2``): those mean gradients of another model, and are refused.
@@ -50,9 +50,8 @@ def course_segments(
         isinstance(parameters, FlatParams)
         and isinstance(grads, FlatParams)
         and len(flat_states) == len(states)
+        and all(m.layout.lines_up_with(parameters.layout) for m, _ in [(grads, ""), *flat_states])
     ):
-        for mapping, label in [(grads, "grads"), *flat_states]:
-            check_same_layout(mapping.layout, parameters.layout, label)
         # a FlatParams buffer is always a C-contiguous 1-D float array: only writability varies
         segment = (
             check_writable(parameters.buffer, "parameters"),

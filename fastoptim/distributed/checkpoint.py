@@ -21,6 +21,7 @@ import numpy as np
 
 from fastoptim import checkpoint
 from fastoptim.distributed.sharded import ShardedOptimizer
+from fastoptim.flat import layers_difference
 
 FORMAT = "fastoptim-sharded-checkpoint"
 VERSION = 1
@@ -122,10 +123,12 @@ def _read_slice(directory: Path, sharded: ShardedOptimizer):
         raise ValueError(
             f"{directory} was saved by {manifest['algorithm']}, not {type(optimizer).__name__}"
         )
-    if manifest["layout"] != optimizer.layout.describe():
-        raise ValueError(
-            f"{directory} was saved for another model (layer names, shapes or dtype differ)"
+    if manifest["layout"] != optimizer.layout.describe():  # the same layers in the same order
+        difference = layers_difference(manifest["layout"], optimizer.layout.describe()) or (
+            f"its layers are in the order {manifest['layout']['names'][:8]}, this optimizer's "
+            f"{list(optimizer.layout.names[:8])}"
         )
+        raise ValueError(f"{directory} was saved for another model: {difference}")
     if sorted(manifest["state_names"]) != sorted(sharded.state):
         raise ValueError(
             f"{directory} holds the state {manifest['state_names']}, not {list(sharded.state)}"

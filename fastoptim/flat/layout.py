@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from fastoptim.dtypes import float_dtype
 
 ALIGNMENT_BYTES = 64
+GRAD_PREFIX = "d"  # the course keys the gradient of 'W1' as 'dW1'
+_VERDICTS_KEPT = 8  # the last layouts compared with this one, and the answers
 
 
 class Layout:
@@ -28,7 +30,7 @@ class Layout:
         The element type of every buffer with this layout.
     """
 
-    __slots__ = ("_index", "dtype", "names", "offsets", "shapes", "size", "sizes")
+    __slots__ = ("_index", "_verdicts", "dtype", "names", "offsets", "shapes", "size", "sizes")
 
     def __init__(self, names, shapes, dtype) -> None:
         names = tuple(names)
@@ -53,6 +55,30 @@ class Layout:
         self.sizes: tuple[int, ...] = sizes
         self.size: int = total
         self._index = {name: i for i, name in enumerate(names)}
+        self._verdicts: dict[int, tuple[Layout, bool]] = {}
+
+    def __reduce__(self):
+        return (Layout, (self.names, self.shapes, self.dtype))
+
+    def lines_up_with(self, other: Layout) -> bool:
+        """Whether a buffer of this layout lines up element for element with one of
+        ``other``: the same shapes in the same order and the same dtype, with names equal
+        or differing only by the course's ``'d'`` prefix (``flatten(grads)`` of a course
+        dict lines up with ``flatten(parameters)``). Decided once per pair of layouts."""
+        if other is self:
+            return True
+        verdict = self._verdicts.get(id(other))
+        if verdict is not None and verdict[0] is other:
+            return verdict[1]
+        answer = (
+            self.dtype == other.dtype
+            and self.shapes == other.shapes
+            and name_relation(self.names, other.names) is not None
+        )
+        if len(self._verdicts) >= _VERDICTS_KEPT:
+            del self._verdicts[next(iter(self._verdicts))]
+        self._verdicts[id(other)] = (other, answer)
+        return answer
 
     def __eq__(self, other: object) -> bool:
         if self is other:
@@ -110,15 +136,17 @@ def aligned_empty(size: int, dtype: np.dtype) -> np.ndarray:
     return raw[start : start + size * itemsize].view(dtype)
 
 
-def same_layers(described: object, expected: dict) -> bool:
-    """Whether a ``Layout.describe()`` dict has the same layers (names and shapes, in any
-    order) and dtype as ``expected``: state saved by layer name then fits, whatever order
-    each side lays the layers out in."""
-    if not isinstance(described, dict) or described.keys() != expected.keys():
-        return False
-    try:
-        layers = dict(zip(described["names"], map(list, described["shapes"]), strict=True))
-    except (TypeError, ValueError):
-        return False
-    expected_layers = dict(zip(expected["names"], expected["shapes"], strict=True))
-    return described["dtype"] == expected["dtype"] and layers == expected_layers
+def name_relation(names: Sequence[str], expected: Sequence[str]) -> Callable[[str], str] | None:
+    """How ``names`` map onto ``expected`` position by position: unchanged, without the
+    course's ``'d'`` prefix, or with it; None when no one rule maps every name."""
+    if len(names) != len(expected):
+        return None
+    candidates: list[Callable[[str], str]] = [
+        lambda name: name,
+        lambda name: name[len(GRAD_PREFIX) :] if name.startswith(GRAD_PREFIX) else "\0",
+        lambda name: GRAD_PREFIX + name,
+    ]
+    for relation in candidates:
+        if all(map(str.__eq__, map(relation, names), expected)):
+            return relation
+    return None

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fastoptim import kernels, schedules
-from fastoptim.flat import FlatParams, Layout, flatten, same_layers
+from fastoptim.flat import FlatParams, Layout, flatten, layers_difference
 from fastoptim.kernels import ElementwiseKernel
 from fastoptim.optim.groups import (
     Group,
@@ -506,10 +506,11 @@ def _check_state_dict(state_dict, algorithm, layout, state_names) -> None:
         raise ValueError(
             f"state_dict was saved by {state_dict['algorithm']!r}; this optimizer is {algorithm!r}"
         )
-    if not same_layers(state_dict["layout"], layout):
+    difference = layers_difference(state_dict["layout"], layout)
+    if difference is not None:
         raise ValueError(
-            "state_dict was saved for another layout (layer names, shapes or dtype differ); "
-            "load it into an optimizer over the same parameters"
+            f"state_dict was saved for other parameters: {difference}; load it into an "
+            "optimizer over the same parameters"
         )
     state = state_dict["state"]
     if not isinstance(state, Mapping) or set(state) != set(state_names):

@@ -14,7 +14,7 @@ from typing import cast
 import numpy as np
 
 from fastoptim.dtypes import float_dtype, is_float_dtype
-from fastoptim.flat import Layout
+from fastoptim.flat import Layout, layout_difference
 
 Segment = tuple[np.ndarray, ...]
 
@@ -175,10 +175,8 @@ def _like(array: object, param: np.ndarray, describe: Describe, position: int) -
 
 
 def check_same_layout(layout: Layout, expected: Layout, label: str) -> None:
-    """Raise ``ValueError`` if ``layout`` differs from ``expected``."""
-    if layout is expected or layout == expected:
+    """Raise ``ValueError``, saying what differs, unless a buffer of ``layout`` lines up
+    with one of ``expected`` (``Layout.lines_up_with``: decided once per pair)."""
+    if layout is expected or layout.lines_up_with(expected):
         return
-    raise ValueError(
-        f"{label} was built for another layout ({layout}) than the parameters ({expected}); "
-        "make it from the parameters, e.g. params.zeros_like(prefix='d')."
-    )
+    raise ValueError(layout_difference(layout, expected, label))
