@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 from functools import partial
+from typing import cast
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from fastoptim.optim.segments import (
     check_no_shared_memory,
     check_writable,
     layer_segment,
+    memory_owner,
 )
 
 GRAD_PREFIX = "d"
@@ -45,22 +47,13 @@ def course_segments(
     dict by an updated contiguous copy, as the reference rebinds every entry; this happens
     only once every check has passed.
     """
-    flat_states = [(state, label) for state, label in states if isinstance(state, FlatParams)]
-    if (
-        isinstance(parameters, FlatParams)
-        and isinstance(grads, FlatParams)
-        and len(flat_states) == len(states)
-        and all(m.layout.lines_up_with(parameters.layout) for m, _ in [(grads, ""), *flat_states])
-    ):
-        # a FlatParams buffer is always a C-contiguous 1-D float array: only writability varies
-        segment = (
-            check_writable(parameters.buffer, "parameters"),
-            grads.buffer,
-            *(check_writable(state.buffer, label) for state, label in flat_states),
-        )
-        labels = ["parameters", "grads", *(label for _, label in flat_states)]
-        check_no_shared_memory(segment, labels.__getitem__)
-        return [segment]
+    if _all_lined_up(parameters, grads, states):
+        flat_states = cast(Sequence[tuple[FlatParams, str]], states)
+        return [
+            _whole_buffer_segment(
+                cast(FlatParams, parameters), cast(FlatParams, grads), flat_states
+            )
+        ]
     stems = _parameter_stems(parameters)
     for container, label in [(grads, "grads"), *states]:
         if not isinstance(container, FlatParams):
@@ -85,6 +78,42 @@ def course_segments(
     for container, key, copy in rebinds:
         container[key] = copy
     return segments
+
+
+def _all_lined_up(parameters: Mapping, grads: Mapping, states: Sequence[tuple]) -> bool:
+    """Whether every argument is a FlatParams laid out like the parameters."""
+    if not (isinstance(parameters, FlatParams) and isinstance(grads, FlatParams)):
+        return False
+    layout = parameters.layout
+    if not grads.layout.lines_up_with(layout):
+        return False
+    for state, _ in states:
+        if not (isinstance(state, FlatParams) and state.layout.lines_up_with(layout)):
+            return False
+    return True
+
+
+def _whole_buffer_segment(
+    parameters: FlatParams, grads: FlatParams, states: Sequence[tuple[FlatParams, str]]
+) -> Segment:
+    """The one segment over the whole buffers, checked (a FlatParams buffer is always a
+    C-contiguous 1-D float array: only writability and overlap can be wrong)."""
+    # every course drop-in call runs this: the common case is settled in a few attribute
+    # reads, anything else goes through the checks that name what is wrong
+    segment = [parameters.buffer, grads.buffer]
+    segment.extend(state.buffer for state, _ in states)
+    owners = set()
+    for position, array in enumerate(segment):
+        if position != 1 and not array.flags.writeable:
+            check_writable(array, _whole_buffer_label(position, states))
+        owners.add(id(memory_owner(array)))
+    if len(owners) != len(segment):
+        check_no_shared_memory(segment, partial(_whole_buffer_label, states=states))
+    return tuple(segment)
+
+
+def _whole_buffer_label(position: int, states: Sequence[tuple[FlatParams, str]]) -> str:
+    return ("parameters", "grads", *(label for _, label in states))[position]
 
 
 def _parameter_stems(parameters: Mapping) -> frozenset[str]:

@@ -62,6 +62,20 @@ class FlatParams(MutableMapping):
             raise KeyError(self._unknown_key_message(key)) from None
 
     def __setitem__(self, key: str, value: object) -> None:
+        # backward code assigns every gradient on every step: the common case (an array of
+        # the view's shape and dtype) is checked and copied in a few attribute reads
+        view = self._views.get(key)
+        if (
+            view is not None
+            and type(value) is np.ndarray
+            and value.dtype is view.dtype
+            and value.shape == view.shape
+        ):
+            view[...] = value
+            return
+        self._assign_checked(key, value)
+
+    def _assign_checked(self, key: str, value: object) -> None:
         if key not in self._views:
             raise KeyError(
                 self._unknown_key_message(key)
