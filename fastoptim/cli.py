@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # The demo's loop runs numpy's BLAS between the updates: OpenMP threads that spin after
+    # a parallel update would compete with it for the two cores (README, "Threads"). This
+    # must be set before the OpenMP runtime loads, at the first parallel kernel.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     from fastoptim import demo, threads
 
     if args.threads is not None:
@@ -15,6 +20,10 @@ def _demo(args: argparse.Namespace) -> int:
         return _distributed_demo(args)
     results = demo.run(epochs=args.epochs, progress=not args.no_progress)
     print(demo.format_table(results, args.epochs))
+    if args.large_epochs > 0:
+        large = demo.run_large(epochs=args.large_epochs, progress=not args.no_progress)
+        print()
+        print(demo.format_large_table(large, args.large_epochs))
     return 0
 
 
@@ -100,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "through fastoptim and through the numpy reference",
     )
     demo.add_argument("--epochs", type=int, default=2000, help="epochs per run (default 2000)")
+    demo.add_argument(
+        "--large-epochs",
+        type=int,
+        default=15,
+        help="epochs of the large network after the course one (default 15; 0: skip it)",
+    )
     demo.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.add_argument(

@@ -35,18 +35,35 @@ class Result:
     step_seconds: list[float]
 
 
-def train(X, Y, optimizer: str, implementation: str, epochs: int, on_epoch=None) -> Result:
-    """Mini-batch training as the course does it; the update is timed on its own."""
+def train(
+    X,
+    Y,
+    optimizer: str,
+    implementation: str,
+    epochs: int,
+    on_epoch=None,
+    layer_dims: list[int] = LAYER_DIMS,
+    learning_rate: float | None = None,
+    flat: bool = True,
+) -> Result:
+    """Mini-batch training as the course does it; the update is timed on its own.
+
+    ``flat``: fastoptim's parameters in one buffer and backward writing into gradient views
+    (one kernel call per update: what small models need); else the course's plain dicts
+    (one kernel call per layer, and no copy of the gradients: what large layers want)."""
     parameters: MutableMapping[str, np.ndarray]
     grads: MutableMapping[str, np.ndarray]
     module: ModuleType
-    if implementation == "fastoptim":
-        parameters = fastoptim.flatten(initialize_parameters(LAYER_DIMS))
+    if implementation == "fastoptim" and not flat:
+        parameters, grads, module = initialize_parameters(layer_dims), {}, fastoptim
+    elif implementation == "fastoptim":
+        parameters = fastoptim.flatten(initialize_parameters(layer_dims))
         grads = parameters.zeros_like(prefix="d")  # backward fills these views: one kernel per step
         module = fastoptim
     else:
-        parameters, grads, module = initialize_parameters(LAYER_DIMS), {}, reference
-    course = CourseUpdate(module, optimizer, parameters, LEARNING_RATE[optimizer])
+        parameters, grads, module = initialize_parameters(layer_dims), {}, reference
+    rate = LEARNING_RATE[optimizer] if learning_rate is None else learning_rate
+    course = CourseUpdate(module, optimizer, parameters, rate)
     rng = np.random.default_rng(10)
     update_seconds, step_seconds = [], []
     cost = float("nan")

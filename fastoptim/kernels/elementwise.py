@@ -63,8 +63,11 @@ class ElementwiseKernel:
         scalar being made per step. The arrays must already be validated 1-D C-contiguous
         arrays of one dtype per segment: this is the hot path, it checks nothing.
         """
+        compiled, serial_below = self._compiled, config.SERIAL_BELOW  # variant_for, inlined
         for segment in segments:
-            self.variant_for(segment[0])(*segment, *values)
+            param = segment[0]
+            key = (param.dtype, param.size >= serial_below)
+            (compiled.get(key) or self.variant(*key))(*segment, *values)
 
     def run_pieces(
         self,
