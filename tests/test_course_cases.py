@@ -101,13 +101,30 @@ def test_adam_does_not_divide_by_the_uncorrected_second_moment():
     assert np.isclose(parameters["W1"][0, 0], 1.63178673)
 
 
-def test_drop_ins_update_in_place_and_ignore_other_course_keys():
-    """Course backward passes return dA and dZ too; the reference ignores them, so do we."""
+def test_drop_ins_flatten_small_dicts_once_and_ignore_other_course_keys():
+    """Course backward passes return dA and dZ too; the reference ignores them, so do we.
+    A small model's dicts are flattened on the first call (their entries rebound to views
+    of one buffer, as the reference rebinds every entry), then updated in place."""
     parameters, grads = course_inputs()
     grads["dA1"] = np.ones((2, 5))
     grads["dZ2"] = np.ones((3, 5))
-    W1 = parameters["W1"]
-    v, s = fastoptim.initialize_adam(parameters)
-    fastoptim.update_parameters_with_adam(parameters, grads, v, s, t=1)
-    assert parameters["W1"] is W1, "the same array, updated in place"
-    assert set(v) == {"dW1", "db1", "dW2", "db2"}
+    dicts = parameters, *fastoptim.initialize_adam(parameters)
+    fastoptim.update_parameters_with_adam(parameters, grads, *dicts[1:], t=1)
+    buffers = {id(array.base) for d in dicts for array in d.values()}
+    assert len(buffers) == 3, "one buffer for the parameters, one for v, one for s"
+    entries = [dict(d) for d in dicts]
+    fastoptim.update_parameters_with_adam(parameters, grads, *dicts[1:], t=2)
+    for before, after in zip(entries, dicts, strict=True):
+        assert all(before[key] is after[key] for key in after), "updated in place"
+    assert set(dicts[1]) == {"dW1", "db1", "dW2", "db2"}
+
+
+def test_large_dicts_are_updated_in_place_layer_by_layer():
+    rng = np.random.default_rng(0)
+    parameters = {"W1": rng.standard_normal((300, 300)), "b1": np.zeros((300, 1))}
+    grads = {"dW1": np.ones((300, 300)), "db1": np.ones((300, 1))}
+    W1, v = parameters["W1"], fastoptim.initialize_velocity(parameters)
+    vW1 = v["dW1"]
+    fastoptim.update_parameters_with_momentum(parameters, grads, v, 0.9, 0.1)
+    assert parameters["W1"] is W1 and v["dW1"] is vW1
+    np.testing.assert_allclose(vW1, 0.1)

@@ -9,6 +9,7 @@ from typing import cast
 
 import numpy as np
 
+from fastoptim.compat import flattened_dicts
 from fastoptim.flat import FlatParams
 from fastoptim.optim.segments import (
     Segment,
@@ -37,9 +38,10 @@ def course_segments(
     """Validated kernel segments for a drop-in call.
 
     One segment over the whole buffers when every argument is a FlatParams laid out like
-    the parameters (``Layout.lines_up_with``: ``flatten(grads)`` of a course dict is), else
-    one per layer, looked up by key as the reference does. Other keys in ``grads`` and the states are ignored, as the
-    reference ignores them (course backward passes also return ``dA1``, ``dZ1``), except
+    the parameters (``Layout.lines_up_with``: ``flatten(grads)`` of a course dict is), or
+    when the plain dicts of a small model are (or now get) flattened (see
+    flattened_dicts.py); else one per layer, looked up by key as the reference does.
+    Other keys in ``grads`` and the states are ignored, as the reference ignores them (course backward passes also return ``dA1``, ``dZ1``), except
     keys shaped like the gradient of a parameter that does not exist (``'dW3'`` when the
     parameters stop at ``W2``): those mean gradients of another model, and are refused.
 
@@ -54,6 +56,35 @@ def course_segments(
                 cast(FlatParams, parameters), cast(FlatParams, grads), flat_states
             )
         ]
+    state_dicts = [state for state, _ in states]
+    record = flattened_dicts.flattened(parameters, state_dicts)
+    if record is not None:
+        # exactly the gradients' keys cannot hold a stray one; other key sets are checked
+        # once each (a course backward pass returns dA1, dZ1, ... too, the same every step)
+        keys = () if len(grads) == len(record.grad_keys) else tuple(grads)
+        if keys and keys not in record.checked_grad_keys:
+            _refuse_stray_gradients(grads, parameters, _parameter_stems(parameters), "grads")
+            record.checked_grad_keys.add(keys)
+        segment = record.segment_for(grads)
+        if segment is not None:
+            return [segment]
+    segments = _layer_segments(parameters, grads, states)  # every check, layer by layer
+    if isinstance(parameters, FlatParams) or any(isinstance(s, FlatParams) for s in state_dicts):
+        return segments
+    mutable_states = cast(list[MutableMapping], state_dicts)  # the per-layer checks said so
+    record = flattened_dicts.flatten_dicts(cast(MutableMapping, parameters), mutable_states)
+    segment = None if record is None else record.segment_for(grads)
+    if record is None or segment is None:
+        return segments
+    record.checked_grad_keys.add(tuple(grads))
+    flattened_dicts.adopt(record, cast(MutableMapping, parameters), mutable_states)
+    return [segment]
+
+
+def _layer_segments(
+    parameters: Mapping, grads: Mapping, states: Sequence[tuple[Mapping, str]]
+) -> list[Segment]:
+    """One validated segment per layer (strided or unaligned entries rebound to copies)."""
     stems = _parameter_stems(parameters)
     for container, label in [(grads, "grads"), *states]:
         if not isinstance(container, FlatParams):
