@@ -349,8 +349,13 @@ class FlatOptimizer:
         for key in self._state_keys(bucket):
             value = saved[key]
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(param.shape):
+                found = (
+                    f"has shape {tuple(value.shape)}"
+                    if isinstance(value, torch.Tensor)
+                    else f"is a {type(value).__name__}"
+                )
                 raise ValueError(
-                    f"{label}[{key!r}] is not a tensor of the parameter's shape "
+                    f"{label}[{key!r}] {found}, not a tensor of the parameter's shape "
                     f"{tuple(param.shape)}: the state dict belongs to another model"
                 )
             value = value.detach().to("cpu", param.dtype, copy=True)
