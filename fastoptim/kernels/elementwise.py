@@ -76,8 +76,11 @@ class ElementwiseKernel:
     ) -> None:
         """``run`` for segments of several groups: piece ``(group, _, segment, _)`` is
         called with the scalars ``table[group]``."""
+        compiled, serial_below = self._compiled, config.SERIAL_BELOW  # variant_for, inlined
         for group, _, segment, _ in pieces:
-            self.variant_for(segment[0])(*segment, *table[group])
+            param = segment[0]
+            key = (param.dtype, param.size >= serial_below)
+            (compiled.get(key) or self.variant(*key))(*segment, *table[group])
 
     def variant_for(self, param: np.ndarray):
         """The variant ``run`` calls for ``param``: its dtype, serial below

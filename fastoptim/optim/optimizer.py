@@ -48,6 +48,7 @@ CACHED_VIEWS = (
     "_own_buffers",
     "_own_memory_owners",
     "_layer_segments",
+    "_last_flat_pieces",
 )
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
@@ -65,6 +66,8 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
     group_options: ClassVar[tuple[str, ...]] = ("lr", "weight_decay")  # what a Group may set
     max_grad_norm: float | None = None  # clip by global norm when set
+    # the gradient buffer of the last flat step and its checked pieces (none yet)
+    _last_flat_pieces: tuple[np.ndarray | None, list[Piece]] = (None, [])
 
     def __init__(
         self,
@@ -140,7 +143,8 @@ class Optimizer:
         of a loss multiplied by ``scale`` (torch's GradScaler) without another pass.
         """
         t = self.t + 1
-        grad_scale = check_grad_scale(grad_scale)
+        if grad_scale != 1.0:  # the default needs no check
+            grad_scale = check_grad_scale(grad_scale)
         rates = self._learning_rates(t)  # checked before anything changes
         pieces = self._pieces(grads)
         flat_grads = [segment[1] for _, _, segment, _ in pieces]
@@ -233,14 +237,19 @@ class Optimizer:
 
     def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:
         self._check_buffers_writable()
+        last_grad, last_pieces = self._last_flat_pieces
+        if grad is last_grad:  # a training loop passes the same gradient buffer every step
+            return last_pieces
         # our own buffers never overlap one another: only the gradient can overlap them
         if id(memory_owner(grad)) in self._own_memory_owners:
             buffers = (self.params.buffer, grad, *self._state_buffers)
             check_no_shared_memory(buffers, partial(self._label, None, ""))
-        return [
+        pieces = [
             (group, names, (views[0], grad if whole else grad[start:stop], *views[1:]), bounds)
             for group, names, start, stop, whole, views, bounds in self._flat_runs
         ]
+        self._last_flat_pieces = (grad, pieces)  # checked once: neither array can move
+        return pieces
 
     def _check_buffers_writable(self) -> None:
         # The buffers are shared with the caller (opt.params, opt.state), who may have made
