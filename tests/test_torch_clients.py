@@ -363,3 +363,20 @@ def test_a_float32_tensor_lr_is_used_by_its_value():
         results[label] = weights(model)
     assert distance(results["fused"], results["ours"]) <= FLOAT64_BOUND
     assert distance(results["for-loop"], results["fused"]) > 100 * FLOAT64_BOUND
+
+
+def test_a_state_dict_held_by_outside_code_stays_the_live_state():
+    """``st = optimizer.state[p]`` then ``st['exp_avg'] = t`` twice: both writes count, as in
+    torch, where ``st`` is the state itself."""
+    data = batches(torch.float64, 6)
+    sides = {}
+    for module in (torch.optim, fastoptim_torch):
+        model = mlp(torch.float64)
+        optimizer = module.Adam(model.parameters(), lr=0.01)
+        train(optimizer, model, data[:2])
+        held = optimizer.state[next(model.parameters())]
+        for t in (2, 4):
+            held["exp_avg"] = held["exp_avg"].clone() * 2.0
+            train(optimizer, model, data[t : t + 2])
+        sides[module.__name__] = weights(model)
+    assert distance(sides["torch.optim"], sides["fastoptim.torch"]) <= FLOAT64_BOUND

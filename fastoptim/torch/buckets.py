@@ -19,6 +19,7 @@ import torch
 
 from fastoptim.flat import ALIGNMENT_BYTES, FlatParams, Layout, aligned_empty
 from fastoptim.optim import Optimizer
+from fastoptim.torch.state_table import ExposedState
 
 _GRAD = operator.attrgetter("grad")
 
@@ -46,7 +47,7 @@ class Bucket:
     options: dict = field(default_factory=dict)  # the group's settings the core has now
     exposed: bool = False  # every parameter has its torch state (views) in place
     # each parameter's torch state as the optimizer put it in ``state`` (None: none yet)
-    exposed_states: list[dict | None] = field(default_factory=list)
+    exposed_states: list[ExposedState | None] = field(default_factory=list)
     uniform: bool = True  # every parameter has taken the same number of steps
 
     def count_steps(self, indices: list[int] | None = None) -> None:

@@ -223,17 +223,22 @@ class FlatOptimizer:
         """torch's ``state[param]`` for a parameter that has stepped: views of the buffers."""
         if bucket.exposed_states[index] is not None:
             return
+        values = self._views_of(bucket, index)
+        if not values:
+            return  # as torch: no entry for a parameter without state (SGD, no momentum)
+        state = ExposedState(self._table, values)
+        self._table.put(bucket.params[index], state)
+        bucket.exposed_states[index] = state
+
+    def _views_of(self, bucket: Bucket, index: int) -> dict[str, torch.Tensor]:
+        """A parameter's torch-format state as views of the buffers."""
         name = bucket.names[index]
         values: dict[str, torch.Tensor] = {}
         if self.has_step_state:
             values["step"] = bucket.step_views[index]
         for key in self._state_keys(bucket):
             values[key] = torch.from_numpy(bucket.core.state[key][name])
-        if not values:
-            return  # as torch: no entry for a parameter without state (SGD, no momentum)
-        state = ExposedState(self._table, values)
-        self._table.put(bucket.params[index], state)
-        bucket.exposed_states[index] = state
+        return values
 
     def _state_keys(self, bucket: Bucket) -> tuple[str, ...]:
         """The state tensors torch keeps for this bucket's parameters (besides 'step')."""
@@ -253,6 +258,11 @@ class FlatOptimizer:
             bucket.steps[index] = 0.0
         else:  # SGD counts no steps: a saved momentum buffer means its first step is behind it
             bucket.steps[index] = saved["step"] if self.has_step_state else 1.0
+        previous = bucket.exposed_states[index]
+        in_place = saved is not None and self._table.get(bucket.params[index]) is previous
+        if previous is not None and in_place:
+            previous.refill(self._views_of(bucket, index))  # written into: the same dict again
+            return
         bucket.exposed = False
         bucket.exposed_states[index] = None
         self._table.drop(bucket.params[index])

@@ -84,5 +84,12 @@ class ExposedState(_NotesWrites, dict):
         self.written = True
         self.table.written = True
 
+    def refill(self, values: dict) -> None:
+        """The optimizer's own rewrite after adopting what was written here: not noted, so
+        whoever holds this dict keeps writing to the parameter's live state."""
+        dict.clear(self)
+        dict.update(self, values)
+        self.written = False
+
     def __reduce__(self) -> Any:
         return (dict, (dict(self),))
