@@ -3,7 +3,8 @@
 GradScaler's loss scales are powers of two, so unscaling by them is exact: stepping with
 ``4 * g`` and ``grad_scale=0.25`` must give the bits of stepping with ``g``, for every
 algorithm, by the whole buffer and layer by layer, with and without clipping (whose norm
-is of the scaled gradients). A bad factor is refused before anything changes.
+is of the scaled gradients). A bad factor is refused before anything changes. And the
+public per-layer stage, ``update_layer``, is one layer of a step.
 """
 
 from __future__ import annotations
@@ -58,3 +59,24 @@ def test_a_bad_grad_scale_is_refused_before_anything_changes(bad):
         optimizer.step(random_grads(SHAPES, np.random.default_rng(3)), grad_scale=bad)
     np.testing.assert_array_equal(optimizer.params.buffer, before)
     assert optimizer.t == 0
+
+
+@pytest.mark.parametrize("algorithm", WITH_CLASS, ids=lambda a: a.name)
+def test_update_layer_is_one_layer_of_a_step(algorithm):
+    """The public per-layer stage: updating each layer alone at step t gives the bits of
+    one step at t over all of them (no clipping: update_layer leaves it to its caller)."""
+    rng = np.random.default_rng(4)
+    for hp in algorithm.hyperparameter_sets:
+        whole, by_layer = optimizers(algorithm, hp)
+        if whole.max_grad_norm is not None:
+            continue
+        for t in range(1, 4):
+            grads = random_grads(SHAPES, rng)
+            whole.step(grads)
+            for name in by_layer.layout.names:
+                by_layer.update_layer(name, grads["d" + name].reshape(-1), t, grad_scale=1.0)
+        for name in whole.layout.names:
+            np.testing.assert_array_equal(by_layer.params[name], whole.params[name], err_msg=name)
+            for key in whole.state:
+                np.testing.assert_array_equal(by_layer.state[key][name], whole.state[key][name])
+        assert by_layer.t == 0  # the caller keeps the step count
