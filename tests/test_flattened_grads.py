@@ -77,19 +77,22 @@ def test_lining_up_is_decided_once_per_pair_of_layouts(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("names", "lines_up"),
+    ("names", "difference"),
     [
-        (["dW1", "db1", "dW2"], True),
-        (["W1", "b1", "W2"], True),
-        (["dW1", "b1", "dW2"], False),  # one rule for every layer
-        (["dW1", "db2", "dW2"], False),
-        (["ddW1", "ddb1", "ddW2"], False),
+        (["dW1", "db1", "dW2"], None),
+        (["W1", "b1", "W2"], None),
+        (["dW1", "b1", "dW2"], "the layer names of grads mix the course's 'd' prefix"),
+        (["dW1", "db2", "dW2"], "layer 1 of grads is 'db2' (2, 1) where the parameters have 'b1'"),
+        (["ddW1", "ddb1", "ddW2"], "layer 0 of grads is 'ddW1' (2, 3) where the parameters have"),
     ],
 )
-def test_names_line_up_equal_or_with_the_course_d_throughout(names, lines_up):
+def test_names_line_up_equal_or_with_the_course_d_throughout(names, difference):
     shapes = [(2, 3), (2, 1), (1, 2)]
     params = fastoptim.Layout(["W1", "b1", "W2"], shapes, np.float64)
-    assert fastoptim.Layout(names, shapes, np.float64).lines_up_with(params) is lines_up
+    layout = fastoptim.Layout(names, shapes, np.float64)
+    assert layout.lines_up_with(params) is (difference is None)
+    if difference is not None:  # the message says what differs
+        assert difference in fastoptim.flat.layout_difference(layout, params, "grads")
     other_shapes = fastoptim.Layout(names, [(3, 2), (2, 1), (1, 2)], np.float64)
     assert not other_shapes.lines_up_with(params)
     assert not fastoptim.Layout(names, shapes, np.float32).lines_up_with(params)

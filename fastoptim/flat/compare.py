@@ -45,6 +45,11 @@ def layout_difference(layout: Layout, expected: Layout, label: str) -> str:
                 f"{label}[{name!r}] has shape {shape} but parameters[{want_name!r}] has shape "
                 f"{want_shape}; {FIX}"
             )
+    if len(layout) == len(expected):  # every layer fits by one rule or the other
+        return (
+            f"the layer names of {label} mix the course's 'd' prefix with plain names "
+            f"({list(layout.names[:4])}); name every layer one way; {FIX}"
+        )
     if len(layout) < len(expected):
         missing = expected.names[len(layout)]
         return (
