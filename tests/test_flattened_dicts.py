@@ -87,3 +87,23 @@ def test_only_a_few_models_are_remembered():
             parameters, random_grads(SHAPES, np.random.default_rng(0)), 0.1
         )
     assert flattened_dicts.remembered() == flattened_dicts.MODELS_KEPT
+
+
+def test_view_gradients_take_the_long_way_without_flattening_again():
+    """A backward pass that returns views (a transpose) goes through the per-layer checks
+    every step; the flattened buffers stay, and the numbers are the reference's."""
+    parameters = random_parameters(SHAPES, seed=2)
+    theirs = {k: v.copy() for k, v in parameters.items()}
+    rng = np.random.default_rng(1)
+    first = random_grads(SHAPES, rng)
+    fastoptim.update_parameters_with_gd(parameters, first, 0.1)  # flattened
+    theirs = reference.update_parameters_with_gd(theirs, first, 0.1)
+    entries = dict(parameters)
+    for _ in range(2):
+        grads = {k: np.ascontiguousarray(g.T).T for k, g in random_grads(SHAPES, rng).items()}
+        assert all(g.base is not None for g in grads.values())
+        fastoptim.update_parameters_with_gd(parameters, grads, 0.1)
+        theirs = reference.update_parameters_with_gd(theirs, grads, 0.1)
+    assert all(parameters[k] is entries[k] for k in entries)  # not flattened again
+    for name in SHAPES:
+        np.testing.assert_array_equal(parameters[name], theirs[name])

@@ -41,9 +41,10 @@ def course_segments(
     the parameters (``Layout.lines_up_with``: ``flatten(grads)`` of a course dict is), or
     when the plain dicts of a small model are (or now get) flattened (see
     flattened_dicts.py); else one per layer, looked up by key as the reference does.
-    Other keys in ``grads`` and the states are ignored, as the reference ignores them (course backward passes also return ``dA1``, ``dZ1``), except
-    keys shaped like the gradient of a parameter that does not exist (``'dW3'`` when the
-    parameters stop at ``W2``): those mean gradients of another model, and are refused.
+    Other keys in ``grads`` and the states are ignored, as the reference ignores them
+    (course backward passes also return ``dA1``, ``dZ1``), except keys shaped like the
+    gradient of a parameter that does not exist (``'dW3'`` when the parameters stop at
+    ``W2``): those mean gradients of another model, and are refused.
 
     A plain-dict parameter or state that is a strided or unaligned view is replaced in its
     dict by an updated contiguous copy, as the reference rebinds every entry; this happens
@@ -58,27 +59,44 @@ def course_segments(
         ]
     state_dicts = [state for state, _ in states]
     record = flattened_dicts.flattened(parameters, state_dicts)
-    if record is not None:
-        # exactly the gradients' keys cannot hold a stray one; other key sets are checked
-        # once each (a course backward pass returns dA1, dZ1, ... too, the same every step)
-        keys = () if len(grads) == len(record.grad_keys) else tuple(grads)
-        if keys and keys not in record.checked_grad_keys:
-            _refuse_stray_gradients(grads, parameters, _parameter_stems(parameters), "grads")
-            record.checked_grad_keys.add(keys)
-        segment = record.segment_for(grads)
-        if segment is not None:
-            return [segment]
+    segment = None if record is None else _flattened_segment(record, parameters, grads)
+    if segment is not None:
+        return [segment]
     segments = _layer_segments(parameters, grads, states)  # every check, layer by layer
-    if isinstance(parameters, FlatParams) or any(isinstance(s, FlatParams) for s in state_dicts):
-        return segments
-    mutable_states = cast(list[MutableMapping], state_dicts)  # the per-layer checks said so
-    record = flattened_dicts.flatten_dicts(cast(MutableMapping, parameters), mutable_states)
+    if record is None and not any(isinstance(m, FlatParams) for m in [parameters, *state_dicts]):
+        segment = _flatten(cast(MutableMapping, parameters), grads, state_dicts)
+    # a flattened model whose gradients need the long way round (a view, say) keeps its
+    # buffers: its dicts hold views of them, which the per-layer segments update
+    return segments if segment is None else [segment]
+
+
+def _flattened_segment(
+    record: flattened_dicts.FlattenedDicts, parameters: Mapping, grads: Mapping
+) -> Segment | None:
+    """The one segment of a model flattened by an earlier call, or None when ``grads``
+    needs the per-layer checks."""
+    # exactly the gradients' keys cannot hold a stray one; other key sets are checked once
+    # each (a course backward pass returns dA1, dZ1, ... too, the same every step)
+    keys = () if len(grads) == len(record.grad_keys) else tuple(grads)
+    if keys and keys not in record.checked_grad_keys:
+        _refuse_stray_gradients(grads, parameters, _parameter_stems(parameters), "grads")
+        record.checked_grad_keys.add(keys)
+    return record.segment_for(grads)
+
+
+def _flatten(
+    parameters: MutableMapping, grads: Mapping, state_dicts: list[Mapping]
+) -> Segment | None:
+    """After every per-layer check passed: flatten a small model's dicts for this and the
+    next calls, and return the one segment; None when it is not flattened."""
+    states = cast(list[MutableMapping], state_dicts)  # the per-layer checks wrote-tested them
+    record = flattened_dicts.flatten_dicts(parameters, states)
     segment = None if record is None else record.segment_for(grads)
     if record is None or segment is None:
-        return segments
+        return None
     record.checked_grad_keys.add(tuple(grads))
-    flattened_dicts.adopt(record, cast(MutableMapping, parameters), mutable_states)
-    return [segment]
+    flattened_dicts.adopt(record, parameters, states)
+    return segment
 
 
 def _layer_segments(
