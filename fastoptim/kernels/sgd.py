@@ -16,8 +16,8 @@ def _sgd_body(loop):
             g = effective_grad(grad[i], p, sign, weight_decay)
             # keep_buffer and nesterov are 1.0 or 0.0, decided in Python: a tiny momentum
             # may round to 0 in float32, but torch keeps a buffer for any momentum != 0.
-            # Without one the buffer is neither read nor written (12 bytes per float32
-            # element instead of 20), and the step is g, as b = 0 * 0 + 1 * g was.
+            # Without one the buffer is not touched (12 bytes per float32
+            # element instead of 16), and the step is g, as b = 0 * 0 + 1 * g was.
             if keep_buffer != 0.0:
                 b = buffer_decay * momentum_buffer[i] + grad_weight * g
                 momentum_buffer[i] = b
