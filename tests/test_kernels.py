@@ -170,3 +170,16 @@ def test_python_float_scalars_round_like_numpy_float32(algorithm):
     for a, b in zip(from_python, from_numpy, strict=True):
         np.testing.assert_array_equal(a, b)
     assert len(kernel.signatures) == 1
+
+
+def test_sgd_without_momentum_does_not_read_its_buffer():
+    """Without momentum torch keeps no buffer; fastoptim's is never read (a NaN left in it
+    would otherwise reach the weights through 0 * NaN), so the step moves 12 bytes per
+    float32 element, not 16."""
+    params = fastoptim.flatten({"w": np.ones(50_000, np.float32)})
+    opt = fastoptim.SGD(params, lr=0.5, weight_decay=0.1, nonfinite="ignore")
+    opt.state["momentum_buffer"].buffer[:] = np.nan
+    grads = params.zeros_like(prefix="d")
+    grads.buffer[:] = 1.0
+    opt.step(grads)
+    np.testing.assert_array_equal(params["w"], np.float32(1.0) - np.float32(0.5) * np.float32(1.1))
