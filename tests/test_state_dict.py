@@ -106,8 +106,16 @@ def broken_state_dicts(sd):
             ValueError,
             "saved for other parameters: it has no layer 'b1'",
         ),
-        (edit(lambda d: d["state"].pop("exp_avg_sq")), KeyError, "must hold exactly"),
-        (edit(lambda d: d["state"]["exp_avg"].pop("b1")), KeyError, "one array per layer"),
+        (
+            edit(lambda d: d["state"].pop("exp_avg_sq")),
+            KeyError,
+            r"must hold exactly \['exp_avg', 'exp_avg_sq'\]; it lacks \['exp_avg_sq'\]",
+        ),
+        (
+            edit(lambda d: d["state"]["exp_avg"].pop("b1")),
+            KeyError,
+            r"one array per layer; it lacks \['b1'\]",
+        ),
         (
             edit(lambda d: d["state"]["exp_avg"].update(b1=np.zeros((40,), np.float32))),
             ValueError,

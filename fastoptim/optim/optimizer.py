@@ -428,7 +428,10 @@ class Optimizer:
             not isinstance(state_dict["hyperparameters"], Mapping)
             or sorted(state_dict["hyperparameters"]) != expected
         ):
-            raise KeyError(f"state_dict['hyperparameters'] must hold exactly {expected}")
+            raise KeyError(
+                f"state_dict['hyperparameters'] must hold exactly {expected}; "
+                f"{_holds(state_dict['hyperparameters'], expected)}"
+            )
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
         check_lr_or_schedule(state_dict["hyperparameters"]["lr"], t + 1)  # at the step to come
         groups = restored_groups(state_dict.get("groups", []), self.groups, t + 1)
@@ -523,10 +526,28 @@ def _check_state_dict(state_dict, algorithm, layout, state_names) -> None:
         )
     state = state_dict["state"]
     if not isinstance(state, Mapping) or set(state) != set(state_names):
-        raise KeyError(f"state_dict['state'] must hold exactly {list(state_names)}")
+        raise KeyError(
+            f"state_dict['state'] must hold exactly {list(state_names)}; "
+            f"{_holds(state, state_names)}"
+        )
     for key in state_names:
         if not isinstance(state[key], Mapping) or set(state[key]) != set(layout["names"]):
-            raise KeyError(f"state_dict['state'][{key!r}] must hold one array per layer")
+            raise KeyError(
+                f"state_dict['state'][{key!r}] must hold one array per layer; "
+                f"{_holds(state[key], layout['names'])}"
+            )
+
+
+def _holds(found: object, expected: Sequence[str]) -> str:
+    """What a saved mapping holds against what it should: the first missing and extra keys."""
+    if not isinstance(found, Mapping):
+        return f"it is a {type(found).__name__}"
+    missing = [key for key in expected if key not in found]
+    extra = [key for key in found if key not in expected]
+    parts = ([f"it lacks {missing[:4]}"] if missing else []) + (
+        [f"it has {extra[:4]} too"] if extra else []
+    )
+    return " and ".join(parts)
 
 
 def _checked_state_array(array: object, label: str, target: np.ndarray) -> np.ndarray:
