@@ -7,7 +7,7 @@ import importlib.util
 import inspect
 import os
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -156,6 +156,7 @@ class FastoptimTorch(Contender):
 
     name = "fastoptim.torch"
     nonfinite = "ignore"
+    options: ClassVar[dict[str, Any]] = {}  # torch options beyond the algorithm's
 
     def available(self, problem: Problem) -> str | None:
         if importlib.util.find_spec("torch") is None:
@@ -168,7 +169,11 @@ class FastoptimTorch(Contender):
         self.params = torch_parameters(problem, parameters, grads)
         optimizer_class = getattr(fastoptim.torch, problem.spec.torch_class)
         self.optimizer = optimizer_class(
-            self.params, lr=LR, **problem.spec.torch_options, nonfinite=self.nonfinite
+            self.params,
+            lr=LR,
+            **problem.spec.torch_options,
+            **self.options,
+            nonfinite=self.nonfinite,
         )
 
     def step(self) -> None:
@@ -216,14 +221,7 @@ class FastoptimTorchFused(FastoptimTorch):
     """fastoptim.torch constructed with ``fused=True``: GradScaler then leaves the
     unscaling to its step (one more factor in the kernel)."""
 
-    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
-        import fastoptim.torch
-
-        self.params = torch_parameters(problem, parameters, grads)
-        optimizer_class = getattr(fastoptim.torch, problem.spec.torch_class)
-        self.optimizer = optimizer_class(
-            self.params, lr=LR, **problem.spec.torch_options, fused=True, nonfinite="ignore"
-        )
+    options: ClassVar[dict[str, Any]] = {"fused": True}
 
 
 class DeepSpeed(Contender):

@@ -16,7 +16,6 @@ from fastoptim.optim.segments import (
     check_no_shared_memory,
     check_writable,
     layer_segment,
-    memory_owner,
 )
 
 GRAD_PREFIX = "d"
@@ -147,22 +146,16 @@ def _whole_buffer_segment(
 ) -> Segment:
     """The one segment over the whole buffers, checked (a FlatParams buffer is always a
     C-contiguous 1-D float array: only writability and overlap can be wrong)."""
-    # every course drop-in call runs this: the common case is settled in a few attribute
-    # reads, anything else goes through the checks that name what is wrong
     segment = [parameters.buffer, grads.buffer]
-    segment.extend(state.buffer for state, _ in states)
-    owners = set()
+    labels = ["parameters", "grads"]
+    for state, label in states:
+        segment.append(state.buffer)
+        labels.append(label)
     for position, array in enumerate(segment):
         if position != 1 and not array.flags.writeable:
-            check_writable(array, _whole_buffer_label(position, states))
-        owners.add(id(memory_owner(array)))
-    if len(owners) != len(segment):
-        check_no_shared_memory(segment, partial(_whole_buffer_label, states=states))
+            check_writable(array, labels[position])
+    check_no_shared_memory(segment, labels.__getitem__)
     return tuple(segment)
-
-
-def _whole_buffer_label(position: int, states: Sequence[tuple[FlatParams, str]]) -> str:
-    return ("parameters", "grads", *(label for _, label in states))[position]
 
 
 def _parameter_stems(parameters: Mapping) -> frozenset[str]:

@@ -63,11 +63,8 @@ class ElementwiseKernel:
         scalar being made per step. The arrays must already be validated 1-D C-contiguous
         arrays of one dtype per segment: this is the hot path, it checks nothing.
         """
-        compiled, serial_below = self._compiled, config.SERIAL_BELOW  # variant_for, inlined
         for segment in segments:
-            param = segment[0]
-            key = (param.dtype, param.size >= serial_below)
-            (compiled.get(key) or self.variant(*key))(*segment, *values)
+            self.variant_for(segment[0])(*segment, *values)
 
     def run_pieces(
         self,
@@ -76,11 +73,8 @@ class ElementwiseKernel:
     ) -> None:
         """``run`` for segments of several groups: piece ``(group, _, segment, _)`` is
         called with the scalars ``table[group]``."""
-        compiled, serial_below = self._compiled, config.SERIAL_BELOW  # variant_for, inlined
         for group, _, segment, _ in pieces:
-            param = segment[0]
-            key = (param.dtype, param.size >= serial_below)
-            (compiled.get(key) or self.variant(*key))(*segment, *table[group])
+            self.variant_for(segment[0])(*segment, *table[group])
 
     def variant_for(self, param: np.ndarray):
         """The variant ``run`` calls for ``param``: its dtype, serial below

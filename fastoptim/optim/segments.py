@@ -60,9 +60,10 @@ def check_no_shared_memory(arrays: Sequence[np.ndarray], describe: Describe) -> 
     Arrays can only overlap when they hang off the same memory owner, which is cheap to
     find; only those pairs get numpy's exact overlap test.
     """
-    owners = [memory_owner(array) for array in arrays]
-    if len(set(map(id, owners))) == len(owners):
+    # on every step's path: one pass, and the owners kept only when two are alike
+    if len({id(memory_owner(array)) for array in arrays}) == len(arrays):
         return
+    owners = [memory_owner(array) for array in arrays]
     for later in range(1, len(arrays)):
         for earlier in range(later):
             if owners[earlier] is owners[later] and np.shares_memory(
