@@ -105,7 +105,7 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
             state[key] = {name: views[name] for name in saved_layout.names}
     state_dict = {
         "algorithm": manifest.get("algorithm"),
-        "hyperparameters": _hyperparameters(manifest.get("hyperparameters")),
+        "hyperparameters": hyperparameters_from_json(manifest.get("hyperparameters")),
         "groups": manifest.get("groups", []),
         "t": manifest.get("t"),
         "layout": manifest.get("layout"),
@@ -167,7 +167,9 @@ def _check_flat(array: np.ndarray, target: np.ndarray, label: str) -> None:
         )
 
 
-def _hyperparameters(saved: object) -> object:
+def hyperparameters_from_json(saved: object) -> object:
+    """Saved hyper-parameters as the optimizer takes them (a non-dict is returned as it is,
+    for load_state_dict to refuse)."""
     # JSON has no tuples: betas come back as lists
     if not isinstance(saved, dict):
         return saved

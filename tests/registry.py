@@ -85,7 +85,7 @@ ALGORITHMS = (
             {"lr": 0.003, "beta": 0.99},
         ),
         bit_identical_float64=True,
-        kernel=fastoptim.kernels.momentum,
+        kernel=fastoptim.kernels.momentum_update,
     ),
     Algorithm(
         name="adam",
@@ -106,7 +106,7 @@ ALGORITHMS = (
             {"lr": 0.05, "beta1": 0.5, "beta2": 0.5, "eps": 1e-6},
         ),
         bit_identical_float64=False,  # bias corrections are folded into two scalars
-        kernel=fastoptim.kernels.adam,
+        kernel=fastoptim.kernels.adam_update,
     ),
     Algorithm(
         name="gd",
@@ -117,7 +117,7 @@ ALGORITHMS = (
         state_grad_powers=(),
         hyperparameter_sets=({"lr": 0.01}, {"lr": 0.5}),
         bit_identical_float64=True,
-        kernel=fastoptim.kernels.gd,
+        kernel=fastoptim.kernels.gd_update,
     ),
 )
 
@@ -177,7 +177,7 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
             {"lr": 0.05, "betas": (0.0, 0.5), "eps": 1e-3, "weight_decay": 0.5, "maximize": True},
         ),
         bit_identical_float64=False,
-        kernel=fastoptim.kernels.adam_amsgrad if amsgrad else fastoptim.kernels.adam,
+        kernel=fastoptim.kernels.adam_amsgrad_update if amsgrad else fastoptim.kernels.adam_update,
         reference_update=_clipped(update),
         reference_init=lambda p, hp: torch_forms.initialize_state(p, len(names)),
     )
@@ -227,7 +227,7 @@ TORCH_FORMS = (
             },
         ),
         bit_identical_float64=False,
-        kernel=fastoptim.kernels.sgd,
+        kernel=fastoptim.kernels.sgd_update,
         reference_update=_clipped(_torch_sgd_update),
         reference_init=lambda p, hp: torch_forms.initialize_state(p, 1),
     ),
@@ -258,7 +258,7 @@ TORCH_FORMS = (
             },
         ),
         bit_identical_float64=False,
-        kernel=fastoptim.kernels.adagrad,
+        kernel=fastoptim.kernels.adagrad_update,
         reference_update=_clipped(
             lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_adagrad(
                 p, g, s, t, **hp
@@ -305,7 +305,7 @@ def _torch_rmsprop(centered: bool, momentum: bool) -> Algorithm:
             },
         ),
         bit_identical_float64=False,
-        kernel=fastoptim.kernels.rmsprop,
+        kernel=fastoptim.kernels.rmsprop_update,
         reference_update=_clipped(
             lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_rmsprop(
                 p, g, s, t, **hp
@@ -330,7 +330,7 @@ MOMENTUM_CLIPPED = Algorithm(
         {"lr": 0.1, "beta": 0.5, "max_grad_norm": 1e3},  # mostly not clipping
     ),
     bit_identical_float64=False,  # the norm is summed in another order than the reference's
-    kernel=fastoptim.kernels.momentum,
+    kernel=fastoptim.kernels.momentum_update,
     reference_update=_clipped(
         lambda p, g, s, t, hp: reference.update_parameters_with_momentum(
             p, g, s[0], hp["beta"], hp["lr"]

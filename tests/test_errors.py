@@ -282,4 +282,4 @@ def test_setting_lr_between_steps_is_checked(bad):
     for lr in (0.05, 0.01, 0.0):  # a schedule: no recompilation, the new rate is used
         opt.lr = lr
         opt.step(grads)
-    assert len(fastoptim.kernels.sgd.variant(np.dtype(np.float64), False).signatures) == 1
+    assert len(fastoptim.kernels.sgd_update.variant(np.dtype(np.float64), False).signatures) == 1

@@ -147,14 +147,15 @@ def test_a_plain_dict_is_laid_out_group_by_group_without_copies(algorithm):
     opt = algorithm.make_optimizer(params, with_groups(hp))
     # default group (W1), biases, W2; emb (frozen) last: each group one contiguous range
     assert opt.layout.names == ("W1", "b1", "b2", "W2", "emb")
-    runs = opt._flat_runs
-    assert [names for _, names, *_ in runs] == [("W1",), ("b1", "b2"), ("W2",)]
-    buffers = (opt.params.buffer, *opt._state_buffers)
-    for _, _, start, stop, _, views, _ in runs:
+    pieces = opt.plan(opt.params.zeros_like(prefix="d"))  # the public stage of a step
+    assert [piece.names for piece in pieces] == [("W1",), ("b1", "b2"), ("W2",)]
+    buffers = (opt.params.buffer, *(state.buffer for state in opt.state.values()))
+    for piece in pieces:
+        views = (piece.param, *piece.states)
         used = [view for view in views if view.size]  # RMSprop: place-holders are empty
         assert len(used) == len(buffers)
         for view, buffer in zip(used, buffers, strict=True):
-            assert np.shares_memory(view, buffer) and view.size == stop - start
+            assert np.shares_memory(view, buffer) and view.size == piece.grad.size
     assert params["b2"] is not None and np.shares_memory(params["b2"], opt.params.buffer)
 
 

@@ -16,7 +16,7 @@ params = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1))}
 opt = fastoptim.Adam(params, lr=0.1)
 opt.step({"dW1": np.ones((3, 2)), "db1": np.ones((3, 1))})
 assert np.allclose(params["W1"], 0.9), params["W1"]
-print("stepped", fastoptim.kernels.adam.compiled_variants())
+print("stepped", fastoptim.kernels.adam_update.compiled_variants())
 """
 
 NO_CACHE_LOCATION = """
@@ -26,7 +26,7 @@ impl._locator_classes = []  # as if no cache directory were writable anywhere
 """
 
 CACHE_KIND = """
-(kernel,) = fastoptim.kernels.adam.compiled_variants().values()
+(kernel,) = fastoptim.kernels.adam_update.compiled_variants().values()
 print("cache:", type(kernel._cache).__name__)
 """
 

@@ -74,9 +74,10 @@ class KernelAlone(FastoptimFlat):
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         super().setup(problem, parameters, grads)
         optimizer = self.optimizer
-        ((_, _, _, _, _, (param, *states), _),) = optimizer._flat_runs  # one run: no groups
-        scalars = optimizer._scalar_table(1, optimizer._learning_rates(1))[0]
-        self.call = direct_call(optimizer.kernel, (param, self.grads.buffer, *states), scalars)
+        (piece,) = optimizer.plan(self.grads)  # one piece: no groups
+        scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]
+        segment = (piece.param, piece.grad, *piece.states)
+        self.call = direct_call(optimizer.kernel, segment, scalars)
 
     def step(self) -> None:
         self.call()
@@ -248,7 +249,7 @@ class DeepSpeed(Contender):
         self.optimizer.step()
 
 
-def direct_call(kernel: kernels.ElementwiseKernel, segment: tuple, values: tuple):
+def direct_call(kernel: kernels.ElementwiseUpdate, segment: tuple, values: tuple):
     """A no-argument function that calls the compiled variant ``kernel.run`` would pick."""
     compiled = kernel.variant_for(segment[0])
     arguments = (*segment, *values)

@@ -131,11 +131,11 @@ def _fastoptim(comm, parameters, grads):
     sharded = fastoptim.distributed.shard(
         fastoptim.Adam(params, lr=1e-3, nonfinite="ignore"), comm, reduce="mean"
     )
-    received = np.empty_like(sharded._received)
+    received = np.empty_like(sharded.received)
 
     def communicate() -> None:  # the step's two collectives, alone
         comm.Reduce_scatter(flat_grads.buffer, received, recvcounts=sharded.counts)
-        sharded._allgather_params()
+        sharded.allgather_params()
 
     state_bytes = sum(s.buffer.nbytes for s in sharded.state.values())
     return (lambda: sharded.step(flat_grads)), communicate, state_bytes

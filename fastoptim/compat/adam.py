@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
 from fastoptim import kernels
 from fastoptim.compat.course_dicts import course_segments, course_zeros
-from fastoptim.optim.adam import adam_scalars
+from fastoptim.optim.adam import ADAM, adam_scalars
 from fastoptim.optim.hyperparameters import (
     check_beta,
     check_epsilon,
     check_learning_rate,
     check_step,
 )
+
+
+@functools.lru_cache(maxsize=8)
+def _settings(beta1: float, beta2: float, epsilon: float):
+    """Adam's settings record for the course's arguments (a course run keeps them fixed)."""
+    return ADAM.settings(betas=(beta1, beta2), eps=epsilon)
 
 
 def initialize_adam(
@@ -74,5 +81,6 @@ def update_parameters_with_adam(
     beta2 = check_beta(beta2, "beta2")
     epsilon = check_epsilon(epsilon, "epsilon")
     segments = course_segments(parameters, grads, [(v, "v"), (s, "s")])
-    kernels.adam.run(segments, adam_scalars(t, learning_rate, beta1, beta2, epsilon))
+    scalars = adam_scalars(_settings(beta1, beta2, epsilon), t, learning_rate, 0.0, 1.0)
+    kernels.adam_update.run(segments, scalars)
     return parameters, v, s

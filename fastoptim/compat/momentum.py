@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, MutableMapping
 
 import numpy as np
@@ -9,7 +10,13 @@ import numpy as np
 from fastoptim import kernels
 from fastoptim.compat.course_dicts import course_segments, course_zeros
 from fastoptim.optim.hyperparameters import check_beta, check_learning_rate
-from fastoptim.optim.momentum import momentum_scalars
+from fastoptim.optim.momentum import MOMENTUM, momentum_scalars
+
+
+@functools.lru_cache(maxsize=8)
+def _settings(beta: float):
+    """Momentum's settings record for the course's beta (a course run keeps it fixed)."""
+    return MOMENTUM.settings(beta=beta)
 
 
 def initialize_velocity(parameters: Mapping[str, np.ndarray]) -> MutableMapping[str, np.ndarray]:
@@ -50,5 +57,7 @@ def update_parameters_with_momentum(
     beta = check_beta(beta, "beta")
     learning_rate = check_learning_rate(learning_rate, "learning_rate")
     segments = course_segments(parameters, grads, [(v, "v")])
-    kernels.momentum.run(segments, momentum_scalars(beta, learning_rate))
+    kernels.momentum_update.run(
+        segments, momentum_scalars(_settings(beta), 1, learning_rate, 0.0, 1.0)
+    )
     return parameters, v

@@ -71,7 +71,7 @@ def load(directory: str | os.PathLike, sharded: ShardedOptimizer) -> None:
         params,
         states,
         t=manifest["t"],
-        hyperparameters=dict(checkpoint._hyperparameters(manifest["hyperparameters"])),  # type: ignore[call-overload]
+        hyperparameters=dict(checkpoint.hyperparameters_from_json(manifest["hyperparameters"])),  # type: ignore[call-overload]
         groups=manifest.get("groups", []),
     )
 

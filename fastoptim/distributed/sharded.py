@@ -11,8 +11,7 @@ parameter buffer. The collectives work on the flat buffers themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,8 +23,7 @@ from fastoptim.kernels.norm import reduce_block_sums
 from fastoptim.optim import Optimizer
 from fastoptim.optim.groups import Group, ResolvedGroup, restored_groups
 from fastoptim.optim.hyperparameters import check_step
-from fastoptim.optim.optimizer import GradsLike, _grad_key_prefix, _offending
-from fastoptim.optim.segments import check_same_layout, layer_grad
+from fastoptim.optim.optimizer import GradsLike, Piece
 
 
 class RankError(RuntimeError):
@@ -49,18 +47,18 @@ class ShardedOptimizer:
         self.start, self.stop = self.cuts[self.rank], self.cuts[self.rank + 1]
         self.counts = [b - a for a, b in zip(self.cuts, self.cuts[1:], strict=False)]
         self.local = self._make_local(
-            optimizer.hyperparameters(), optimizer.groups, optimizer.t, _lr_of(optimizer)
+            optimizer.hyperparameters(), optimizer.groups, optimizer.t, optimizer.lr_as_set
         )
         for key, state in optimizer.state.items():
             self.local.state[key].buffer[...] = state.buffer[self.start : self.stop]
-        self._send = np.empty(self.layout.size, dtype=self.layout.dtype)  # for dict grads
-        self._received = self.local.params.zeros_like().buffer
+        self._send = np.zeros(self.layout.size, dtype=self.layout.dtype)  # for dict grads
+        self.received = self.local.params.zeros_like().buffer  # this rank's summed slice
         self._mpi_type = MPI.DOUBLE if self.layout.dtype == np.float64 else MPI.FLOAT
         self._sum, self._min, self._max = MPI.SUM, MPI.MIN, MPI.MAX
         self._in_place, self._double = MPI.IN_PLACE, MPI.DOUBLE
         self._flag = np.zeros(1, dtype=np.int64)  # for one-integer collectives
         # the clipping norm's block sums of every rank, side by side in layer order
-        n_blocks = sum(b.size - 1 for *_, b in self.local._flat_runs)
+        n_blocks = sum(piece.norm_bounds.size - 1 for piece in self.local.plan(self.received))
         self._block_counts = comm.allgather(n_blocks)
         self._block_offsets = [sum(self._block_counts[:r]) for r in range(self.size)]
         self._block_sums = np.empty(sum(self._block_counts), dtype=np.float64)
@@ -100,35 +98,35 @@ class ShardedOptimizer:
         """One update with this rank's gradients ``grads`` (any form the optimizer's step
         takes), reduced over the ranks by sum or mean. Every rank must call it."""
         t = self.t + 1
-        rates = self.local._learning_rates(t)  # the same on every rank
-        send = self.agree(lambda: self._flat(grads))
+        rates = self.local.learning_rates(t)  # the same on every rank
+        send = self.agree(lambda: self.optimizer.flat_gradients(grads, out=self._send))
         self.comm.Reduce_scatter(
             [send, self._mpi_type],
-            [self._received, self._mpi_type],
+            [self.received, self._mpi_type],
             recvcounts=self.counts,
             op=self._sum,
         )
-        pieces = self.local._pieces(self._received)
+        pieces = self.local.plan(self.received)
         scale = 1.0 / self.size if self.reduce == "mean" else 1.0
         known_finite = None
-        if self.optimizer.max_grad_norm is not None:
+        if self.optimizer.settings.max_grad_norm is not None:
             norm = self._global_norm(pieces) * scale
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
-            scale *= min(1.0, self.optimizer.max_grad_norm / (norm + 1e-6))
+            scale *= min(1.0, self.optimizer.settings.max_grad_norm / (norm + 1e-6))
         elif self.optimizer.nonfinite.policy != "ignore":
-            local = kernels.finite.all_finite([segment[1] for _, _, segment, _ in pieces])
+            local = kernels.finite.all_finite([piece.grad for piece in pieces])
             self._flag[0] = int(local)
             self.comm.Allreduce(self._in_place, self._flag, op=self._min)
             known_finite = bool(self._flag[0])
         offending = lambda: self._offending(pieces)  # noqa: E731 - called on every rank or none
         if not self.optimizer.nonfinite.allows([], offending, known_finite):
             return
-        self.local._apply(pieces, t, rates, scale)
-        self._allgather_params()
-        self.optimizer.t = t
+        self.local.apply(pieces, t, rates, scale)
+        self.allgather_params()
+        self.local.t = self.optimizer.t = t
 
-    def _allgather_params(self) -> None:
+    def allgather_params(self) -> None:
         """Every rank's slice of the parameter buffer into every rank's buffer, in place."""
         self.comm.Allgatherv(
             self._in_place, [self.params.buffer, self.counts, self.cuts[:-1], self._mpi_type]
@@ -163,40 +161,20 @@ class ShardedOptimizer:
                     )
         return result  # type: ignore[return-value]
 
-    def _flat(self, grads: GradsLike) -> np.ndarray:
-        """This rank's gradients as one flat array in layout order, checked."""
-        optimizer = self.optimizer
-        if isinstance(grads, FlatParams):
-            check_same_layout(grads.layout, self.layout, "grads")
-            return grads.buffer
-        if isinstance(grads, np.ndarray):
-            return optimizer._flat_grad(grads)
-        if not isinstance(grads, Mapping):
-            raise TypeError(
-                f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
-            )
-        names = self.layout.names
-        prefix = _grad_key_prefix(grads, optimizer._updated_names, names)
-        for name in optimizer._updated_names:
-            param = optimizer.params[optimizer.params.prefix + name]
-            describe = partial(optimizer._label, name, prefix)
-            self._send[self.layout.span(name)] = layer_grad(grads[prefix + name], param, describe)
-        return self._send
-
-    def _global_norm(self, pieces: list) -> float:
+    def _global_norm(self, pieces: list[Piece]) -> float:
         """The 2-norm of the summed gradients over every rank, as one process takes it."""
         offset = self._block_offsets[self.rank]
         mine = self._block_sums[offset : offset + self._block_counts[self.rank]]
-        kernels.norm.block_sums([(segment[1], bounds) for _, _, segment, bounds in pieces], mine)
+        kernels.norm.block_sums([(piece.grad, piece.norm_bounds) for piece in pieces], mine)
         self.comm.Allgatherv(
             self._in_place,
             [self._block_sums, self._block_counts, self._block_offsets, self._double],
         )
         return math.sqrt(reduce_block_sums(self._block_sums))
 
-    def _offending(self, pieces: list) -> list[str]:
+    def _offending(self, pieces: list[Piece]) -> list[str]:
         """The layers holding NaN or Inf on any rank (a layer cut by a slice once)."""
-        every = self.comm.allgather(_offending(self.local.layout, pieces))
+        every = self.comm.allgather(self.local.offending_layers(pieces))
         return list(dict.fromkeys(name for ranks_names in every for name in ranks_names))
 
     # -- saving and restoring (see fastoptim.distributed.checkpoint) -----------------------------
@@ -214,7 +192,7 @@ class ShardedOptimizer:
         params = FlatParams(self.layout, self.params.buffer.copy())
         groups = slice_groups(optimizer.groups, self.layout.names)  # all of them
         whole = _like(
-            optimizer, params, optimizer.hyperparameters(), groups, self.t, _lr_of(optimizer)
+            optimizer, params, optimizer.hyperparameters(), groups, self.t, optimizer.lr_as_set
         )
         for key, buffer in (states or {}).items():
             whole.state[key].buffer[...] = buffer
@@ -238,14 +216,13 @@ class ShardedOptimizer:
             return resolved, self._make_local(hyperparameters, resolved, step)
 
         resolved, local = self.agree(check)
-        settings = dict(hyperparameters)
-        optimizer._set_hyperparameters(**settings)  # checked above, by making ``local``
+        optimizer.set_hyperparameters(**hyperparameters)  # checked above, by making ``local``
         optimizer.groups, optimizer.t = resolved, local.t
         for key, buffer in states.items():
             local.state[key].buffer[...] = buffer
         self.local = local
         self.params.buffer[self.start : self.stop] = params
-        self._allgather_params()
+        self.allgather_params()
 
 
 T = TypeVar("T")
@@ -269,16 +246,10 @@ def _like(
     return made
 
 
-def _lr_of(optimizer: Optimizer) -> Any:
-    """The optimizer's learning rate as set: its schedule, or its rate."""
-    return optimizer.schedule if optimizer.schedule is not None else optimizer._lr
-
-
 def _release_state(optimizer: Optimizer) -> None:
     """The wrapped optimizer's full-size state is no longer needed: the ranks hold it in
     slices. Its step now says what to use instead."""
-    optimizer.state = {}
-    optimizer._forget_views()
+    optimizer.release_state()
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise RuntimeError(

@@ -1,30 +1,42 @@
-"""Numba kernels: pure elementwise loops over 1-D arrays and scalars. Nothing else."""
+"""Numba kernels: pure loops over 1-D arrays and scalars. Nothing else.
 
-from fastoptim.kernels import roof
-from fastoptim.kernels.adagrad import adagrad
-from fastoptim.kernels.adam import adam, adam_amsgrad
-from fastoptim.kernels.elementwise import ElementwiseKernel
-from fastoptim.kernels.finite import finite
-from fastoptim.kernels.gd import gd
-from fastoptim.kernels.momentum import momentum
+Elementwise updates (``ElementwiseUpdate`` objects named ``<algorithm>_update``, each with
+the NamedTuple of its scalars beside it) and reductions (modules ``norm`` and ``finite``:
+the clipping norm and the NaN/Inf check). Each object keeps the name of what it is; the
+modules keep theirs.
+"""
+
+from fastoptim.kernels import finite, norm, roof
+from fastoptim.kernels.adagrad import AdagradScalars, adagrad_update
+from fastoptim.kernels.adam import AdamScalars, adam_amsgrad_update, adam_update
+from fastoptim.kernels.compiled import CompiledLoop
+from fastoptim.kernels.elementwise import ElementwiseUpdate
+from fastoptim.kernels.gd import GDScalars, gd_update
+from fastoptim.kernels.momentum import MomentumScalars, momentum_update
 from fastoptim.kernels.norm import block_bounds as norm_block_bounds
 from fastoptim.kernels.norm import blocks as norm_blocks
-from fastoptim.kernels.norm import norm
-from fastoptim.kernels.rmsprop import rmsprop
-from fastoptim.kernels.sgd import sgd
+from fastoptim.kernels.rmsprop import RMSpropScalars, rmsprop_update
+from fastoptim.kernels.sgd import SGDScalars, sgd_update
 
 __all__ = [
-    "ElementwiseKernel",
-    "adagrad",
-    "adam",
-    "adam_amsgrad",
+    "AdagradScalars",
+    "AdamScalars",
+    "CompiledLoop",
+    "ElementwiseUpdate",
+    "GDScalars",
+    "MomentumScalars",
+    "RMSpropScalars",
+    "SGDScalars",
+    "adagrad_update",
+    "adam_amsgrad_update",
+    "adam_update",
     "finite",
-    "gd",
-    "momentum",
+    "gd_update",
+    "momentum_update",
     "norm",
     "norm_block_bounds",
     "norm_blocks",
-    "rmsprop",
+    "rmsprop_update",
     "roof",
-    "sgd",
+    "sgd_update",
 ]

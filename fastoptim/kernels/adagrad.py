@@ -1,9 +1,20 @@
 """torch's Adagrad with weight decay, lr decay and maximize, one pass over the buffer."""
 
+from typing import NamedTuple
+
 import numpy as np
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.elementwise import ElementwiseUpdate
 from fastoptim.kernels.gradient import effective_grad
+
+
+class AdagradScalars(NamedTuple):
+    """The scalar arguments of the Adagrad kernel, in its order."""
+
+    sign: float  # -grad_scale with maximize, else grad_scale
+    weight_decay: float
+    clr: float  # lr / (1 + (t - 1) * lr_decay)
+    eps: float
 
 
 def _adagrad_body(loop):
@@ -19,4 +30,4 @@ def _adagrad_body(loop):
     return adagrad
 
 
-adagrad = ElementwiseKernel(_adagrad_body, n_state=1, n_scalars=4)
+adagrad_update = ElementwiseUpdate(_adagrad_body, n_state=1, scalars=AdagradScalars)

@@ -4,11 +4,28 @@ One loop serves Adam, Adam with L2 weight decay, AdamW and maximize: those are s
 AMSGrad variant keeps a third state buffer, so it is its own kernel.
 """
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.elementwise import ElementwiseUpdate
 from fastoptim.kernels.gradient import effective_grad
+
+
+class AdamScalars(NamedTuple):
+    """The scalar arguments of the Adam kernels, in their order."""
+
+    sign: float  # -grad_scale with maximize, else grad_scale
+    weight_decay: float  # L2 decay added to the gradient (0 for AdamW)
+    decay: float  # AdamW's 1 - lr * weight_decay (1 for Adam)
+    beta1: float
+    omb1: float  # 1 - beta1
+    beta2: float
+    omb2: float  # 1 - beta2
+    step_size: float  # lr / (1 - beta1**t)
+    inv_bias_correction2_sqrt: float  # 1 / sqrt(1 - beta2**t)
+    eps: float
 
 
 @numba.njit(inline="always")
@@ -65,5 +82,5 @@ def _adam_amsgrad_body(loop):
     return adam_amsgrad
 
 
-adam = ElementwiseKernel(_adam_body, n_state=2, n_scalars=10)
-adam_amsgrad = ElementwiseKernel(_adam_amsgrad_body, n_state=3, n_scalars=10)
+adam_update = ElementwiseUpdate(_adam_body, n_state=2, scalars=AdamScalars)
+adam_amsgrad_update = ElementwiseUpdate(_adam_amsgrad_body, n_state=3, scalars=AdamScalars)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import types
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.compiled import CompiledLoop
 
 # A float is NaN or +-Inf exactly when all its exponent bits are set. The check reads the
 # floats' bits as unsigned integers of the same width.
@@ -35,23 +35,19 @@ def _all_finite_body(loop):
     return all_finite
 
 
-class FiniteCheck(ElementwiseKernel):
-    """``all_finite(arrays)``: whether every element of every float array is finite."""
-
-    def __init__(self) -> None:
-        super().__init__(_all_finite_body, n_state=0, n_scalars=0)
-
-    def signature(self, dtype: np.dtype):
-        bits = numba.from_dtype(_BITS[np.dtype(dtype)])
-        return types.boolean(types.Array(bits, 1, "C", readonly=True), bits)
-
-    def all_finite(self, arrays: Iterable[np.ndarray]) -> bool:
-        """True when no array holds NaN or Inf (1-D C-contiguous float32/float64 arrays)."""
-        for array in arrays:
-            dtype = array.dtype
-            if not self.variant_for(array)(array.view(_BITS[dtype]), _EXPONENT_MASK[dtype]):
-                return False
-        return True
+def _signature(dtype: np.dtype):
+    bits = numba.from_dtype(_BITS[np.dtype(dtype)])
+    return types.boolean(types.Array(bits, 1, "C", readonly=True), bits)
 
 
-finite = FiniteCheck()
+# the reduction: bits_all_finite(bits, exponent_mask) -> bool
+bits_all_finite = CompiledLoop(_all_finite_body, _signature)
+
+
+def all_finite(arrays: Iterable[np.ndarray]) -> bool:
+    """True when no array holds NaN or Inf (1-D C-contiguous float32/float64 arrays)."""
+    for array in arrays:
+        dtype = array.dtype
+        if not bits_all_finite.variant_for(array)(array.view(_BITS[dtype]), _EXPONENT_MASK[dtype]):
+            return False
+    return True

@@ -1,6 +1,14 @@
 """Plain gradient descent, one pass over the flat buffer."""
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from typing import NamedTuple
+
+from fastoptim.kernels.elementwise import ElementwiseUpdate
+
+
+class GDScalars(NamedTuple):
+    """The scalar argument of the gradient-descent kernel."""
+
+    lr: float
 
 
 def _gd_body(loop):
@@ -12,4 +20,4 @@ def _gd_body(loop):
     return gd
 
 
-gd = ElementwiseKernel(_gd_body, n_state=0, n_scalars=1)
+gd_update = ElementwiseUpdate(_gd_body, n_state=0, scalars=GDScalars)

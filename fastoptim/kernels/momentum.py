@@ -1,6 +1,17 @@
 """The course Momentum update (moving-average form), one pass over the flat buffer."""
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from typing import NamedTuple
+
+from fastoptim.kernels.elementwise import ElementwiseUpdate
+
+
+class MomentumScalars(NamedTuple):
+    """The scalar arguments of the Momentum kernel, in its order."""
+
+    grad_scale: float
+    beta: float
+    one_minus_beta: float
+    lr: float
 
 
 def _momentum_body(loop):
@@ -15,4 +26,4 @@ def _momentum_body(loop):
     return momentum
 
 
-momentum = ElementwiseKernel(_momentum_body, n_state=1, n_scalars=4)
+momentum_update = ElementwiseUpdate(_momentum_body, n_state=1, scalars=MomentumScalars)

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 from numba import types
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.compiled import CompiledLoop
 
 BLOCK = 8192
 
@@ -71,46 +71,42 @@ def blocks(size: int) -> int:
     return -(-size // BLOCK)
 
 
-class GlobalNorm(ElementwiseKernel):
-    """``global_norm(pieces)``: the 2-norm of all gradients taken together, in float64."""
-
-    def __init__(self) -> None:
-        super().__init__(_block_sums_of_squares_body, n_state=0, n_scalars=0)
-
-    def signature(self, dtype: np.dtype):
-        array = types.Array(numba.from_dtype(np.dtype(dtype)), 1, "C", readonly=True)
-        bounds = types.Array(types.int64, 1, "C", readonly=True)
-        return types.none(array, bounds, types.Array(types.float64, 1, "C"))
-
-    def global_norm(
-        self, pieces: Sequence[tuple[np.ndarray, np.ndarray]], scratch: np.ndarray | None = None
-    ) -> float:
-        """sqrt of the sum of every element squared, for ``(grad, bounds)`` pieces in layer
-        order: ``grad`` a 1-D C-contiguous float array, ``bounds`` its ``block_bounds``.
-
-        ``scratch``: a float64 array with room for every block, owned by the caller so
-        that a step allocates nothing (made here if omitted).
-        """
-        total_blocks = sum(bounds.size - 1 for _, bounds in pieces)
-        if scratch is None:
-            scratch = np.empty(total_blocks, dtype=np.float64)
-        return math.sqrt(reduce_block_sums(self.block_sums(pieces, scratch[:total_blocks])))
-
-    def block_sums(
-        self, pieces: Sequence[tuple[np.ndarray, np.ndarray]], out: np.ndarray
-    ) -> np.ndarray:
-        """Each block's sum of squares, in layer order, into ``out`` (as long as the total
-        number of blocks): the part of the norm that several processes can split."""
-        start = 0
-        for grad, bounds in pieces:
-            stop = start + bounds.size - 1
-            self.variant_for(grad)(grad, bounds, out[start:stop])
-            start = stop
-        return out
-
-    def of_arrays(self, arrays: Sequence[np.ndarray]) -> float:
-        """The norm of ``arrays`` taken as layers."""
-        return self.global_norm([(array, block_bounds([array.size])) for array in arrays])
+def _signature(dtype: np.dtype):
+    array = types.Array(numba.from_dtype(np.dtype(dtype)), 1, "C", readonly=True)
+    bounds = types.Array(types.int64, 1, "C", readonly=True)
+    return types.none(array, bounds, types.Array(types.float64, 1, "C"))
 
 
-norm = GlobalNorm()
+# the reduction: block_sums_of_squares(grad, bounds, block_sums)
+block_sums_of_squares = CompiledLoop(_block_sums_of_squares_body, _signature)
+
+
+def global_norm(
+    pieces: Sequence[tuple[np.ndarray, np.ndarray]], scratch: np.ndarray | None = None
+) -> float:
+    """sqrt of the sum of every element squared, in float64, for ``(grad, bounds)`` pieces
+    in layer order: ``grad`` a 1-D C-contiguous float array, ``bounds`` its ``block_bounds``.
+
+    ``scratch``: a float64 array with room for every block, owned by the caller so that a
+    step allocates nothing (made here if omitted).
+    """
+    total_blocks = sum(bounds.size - 1 for _, bounds in pieces)
+    if scratch is None:
+        scratch = np.empty(total_blocks, dtype=np.float64)
+    return math.sqrt(reduce_block_sums(block_sums(pieces, scratch[:total_blocks])))
+
+
+def block_sums(pieces: Sequence[tuple[np.ndarray, np.ndarray]], out: np.ndarray) -> np.ndarray:
+    """Each block's sum of squares, in layer order, into ``out`` (as long as the total
+    number of blocks): the part of the norm that several processes can split."""
+    start = 0
+    for grad, bounds in pieces:
+        stop = start + bounds.size - 1
+        block_sums_of_squares.variant_for(grad)(grad, bounds, out[start:stop])
+        start = stop
+    return out
+
+
+def of_arrays(arrays: Sequence[np.ndarray]) -> float:
+    """The norm of ``arrays`` taken as layers."""
+    return global_norm([(array, block_bounds([array.size])) for array in arrays])

@@ -1,9 +1,25 @@
 """torch's RMSprop (centered, momentum, weight decay, maximize), one pass over the buffer."""
 
+from typing import NamedTuple
+
 import numpy as np
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from fastoptim.kernels.elementwise import ElementwiseUpdate
 from fastoptim.kernels.gradient import effective_grad
+
+
+class RMSpropScalars(NamedTuple):
+    """The scalar arguments of the RMSprop kernel, in its order."""
+
+    sign: float  # -grad_scale with maximize, else grad_scale
+    weight_decay: float
+    alpha: float
+    one_minus_alpha: float
+    eps: float
+    centered: float  # 1.0 or 0.0
+    uses_momentum: float  # 1.0 or 0.0
+    momentum: float
+    lr: float
 
 
 def _rmsprop_body(loop):
@@ -35,4 +51,4 @@ def _rmsprop_body(loop):
     return rmsprop
 
 
-rmsprop = ElementwiseKernel(_rmsprop_body, n_state=3, n_scalars=9)
+rmsprop_update = ElementwiseUpdate(_rmsprop_body, n_state=3, scalars=RMSpropScalars)

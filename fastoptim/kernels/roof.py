@@ -6,7 +6,13 @@ update with one state buffer (Momentum, SGD, Adagrad, RMSprop: 3 reads, 2 writes
 numbers. The bench reports every update's time as a percentage of its roof.
 """
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from typing import NamedTuple
+
+from fastoptim.kernels.elementwise import ElementwiseUpdate
+
+
+class NoScalars(NamedTuple):
+    """A roof kernel takes no scalars."""
 
 
 def _adam_roof_body(loop):
@@ -45,9 +51,9 @@ def _amsgrad_roof_body(loop):
     return amsgrad_roof
 
 
-amsgrad_roof = ElementwiseKernel(_amsgrad_roof_body, n_state=3, n_scalars=0)
-adam_roof = ElementwiseKernel(_adam_roof_body, n_state=2, n_scalars=0)
-momentum_roof = ElementwiseKernel(_momentum_roof_body, n_state=1, n_scalars=0)
+amsgrad_roof = ElementwiseUpdate(_amsgrad_roof_body, n_state=3, scalars=NoScalars)
+adam_roof = ElementwiseUpdate(_adam_roof_body, n_state=2, scalars=NoScalars)
+momentum_roof = ElementwiseUpdate(_momentum_roof_body, n_state=1, scalars=NoScalars)
 
 # the roof of an update with this many state buffers
 FOR_STATES = {1: momentum_roof, 2: adam_roof, 3: amsgrad_roof}

@@ -1,7 +1,22 @@
 """torch's SGD with momentum, dampening, Nesterov, weight decay and maximize, one pass."""
 
-from fastoptim.kernels.elementwise import ElementwiseKernel
+from typing import NamedTuple
+
+from fastoptim.kernels.elementwise import ElementwiseUpdate
 from fastoptim.kernels.gradient import effective_grad
+
+
+class SGDScalars(NamedTuple):
+    """The scalar arguments of the SGD kernel, in its order."""
+
+    sign: float  # -grad_scale with maximize, else grad_scale
+    weight_decay: float
+    buffer_decay: float  # momentum; 0 on the first step
+    grad_weight: float  # 1 - dampening; 1 on the first step
+    keep_buffer: float  # 1.0 with momentum, else 0.0
+    nesterov: float  # 1.0 or 0.0
+    momentum: float
+    lr: float
 
 
 def _sgd_body(loop):
@@ -29,4 +44,4 @@ def _sgd_body(loop):
     return sgd
 
 
-sgd = ElementwiseKernel(_sgd_body, n_state=1, n_scalars=8)
+sgd_update = ElementwiseUpdate(_sgd_body, n_state=1, scalars=SGDScalars)

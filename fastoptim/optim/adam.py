@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar
-
-import numpy as np
+from dataclasses import replace
 
 from fastoptim import kernels
-from fastoptim.flat import FlatParams
-from fastoptim.optim.groups import Group
+from fastoptim.kernels import AdamScalars
+from fastoptim.optim import shared_hyperparameters as shared
+from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import (
     check_betas,
-    check_epsilon,
     check_flag,
-    check_lr_or_schedule,
-    check_max_norm,
     check_nonnegative,
 )
 from fastoptim.optim.optimizer import Optimizer
 
 
 def adam_scalars(
+    settings: Settings,
     t: int,
     lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float = 0.0,
+    weight_decay: float,
+    grad_scale: float,
     decoupled: bool = False,
-    maximize: bool = False,
-    grad_scale: float = 1.0,
-) -> tuple[float, ...]:
+) -> AdamScalars:
     """Kernel scalars for step ``t``, computed in float64 from ``t`` directly.
 
     ``step_size = lr / (1 - beta1**t)`` and ``1 / sqrt(1 - beta2**t)`` fold both bias
@@ -42,20 +34,58 @@ def adam_scalars(
     ``1 - lr * weight_decay`` first (AdamW, ``decoupled``). ``grad_scale`` (clipping)
     multiplies the gradient, folded with maximize's sign into one scalar.
     """
-    bias_correction1 = 1.0 - beta1**t
-    bias_correction2 = 1.0 - beta2**t
-    return (
-        -grad_scale if maximize else grad_scale,
+    beta1, beta2 = settings.betas
+    return AdamScalars(
+        -grad_scale if settings.maximize else grad_scale,
         0.0 if decoupled else weight_decay,
         1.0 - lr * weight_decay if decoupled else 1.0,
         beta1,
         1.0 - beta1,
         beta2,
         1.0 - beta2,
-        lr / bias_correction1,
-        1.0 / math.sqrt(bias_correction2),
-        eps,
+        lr / (1.0 - beta1**t),
+        1.0 / math.sqrt(1.0 - beta2**t),
+        settings.eps,
     )
+
+
+def _adamw_scalars(
+    settings: Settings, t: int, lr: float, weight_decay: float, grad_scale: float
+) -> AdamScalars:
+    return adam_scalars(settings, t, lr, weight_decay, grad_scale, decoupled=True)
+
+
+ADAM = Declaration(
+    name="Adam",
+    hyperparameters=(
+        shared.learning_rate(1e-3),
+        HyperParameter(
+            "betas", (0.9, 0.999), check_betas, "Decay rates of the two moments, each in [0, 1)."
+        ),
+        shared.epsilon(1e-8),
+        HyperParameter(
+            "weight_decay",
+            0.0,
+            check_nonnegative,
+            "L2 penalty >= 0 added to the gradient (Adam), or the decoupled decay of the "
+            "parameter, :math:`\\theta \\leftarrow (1 - \\eta \\lambda) \\theta` (AdamW).",
+        ),
+        HyperParameter(
+            "amsgrad",
+            False,
+            check_flag,
+            "Divide by the largest second moment seen so far (Reddi et al., 2018); keeps "
+            "``state['max_exp_avg_sq']``.",
+            decides_state=True,
+        ),
+        shared.MAXIMIZE,
+    ),
+    states=lambda s: ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if s.amsgrad else ()),
+    kernel=lambda s: kernels.adam_amsgrad_update if s.amsgrad else kernels.adam_update,
+    scalars=adam_scalars,
+)
+# AdamW is Adam with decoupled weight decay, whose default is 0.01
+ADAMW = replace(ADAM.with_defaults("AdamW", weight_decay=1e-2), scalars=_adamw_scalars)
 
 
 class Adam(Optimizer):
@@ -82,32 +112,7 @@ class Adam(Optimizer):
     The denominator uses the bias-corrected :math:`\hat v_t`. (A widely copied version of
     the course function divides by :math:`\sqrt{v_t}` instead; that is a bug.)
 
-    Parameters
-    ----------
-    params : FlatParams or dict of arrays
-        A dict is flattened into one buffer and its entries are rebound to the live views.
-    lr : float
-        Learning rate, finite and >= 0.
-    betas : (float, float)
-        Decay rates of the two moments, each in [0, 1).
-    eps : float
-        Added to the denominator, finite and > 0.
-    weight_decay : float
-        L2 penalty added to the gradient, :math:`g_t + \lambda \theta_{t-1}` (default 0).
-    amsgrad : bool
-        Divide by the largest :math:`\hat v` seen so far (Reddi et al., 2018); keeps
-        ``state['max_exp_avg_sq']``.
-    maximize : bool
-        Ascend instead of descend (the gradient's sign is flipped).
-    max_grad_norm : float or None
-        Clip by global norm as ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)``
-        does before each step: the gradients are scaled by
-        ``min(1, max_grad_norm / (norm + 1e-6))``; ``opt.last_grad_norm`` keeps the norm.
-    groups : list of Group, optional
-        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
-    nonfinite, max_consecutive_skips
-        What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
-        or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
+    {parameters}
 
     References
     ----------
@@ -126,80 +131,7 @@ class Adam(Optimizer):
            [0.9, 0.9]])
     """
 
-    decoupled: ClassVar[bool] = False  # AdamW: decay the parameter, not the gradient
-
-    def __init__(
-        self,
-        params: FlatParams | MutableMapping[str, np.ndarray],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-        *,
-        maximize: bool = False,
-        max_grad_norm: float | None = None,
-        nonfinite: str = "skip",
-        max_consecutive_skips: int | None = 10,
-        groups: Sequence[Group | Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.amsgrad = check_flag(amsgrad, "amsgrad")
-        self._set_hyperparameters(lr, betas, eps, weight_decay, amsgrad, maximize, max_grad_norm)
-        # AMSGrad keeps the largest second moment seen: one more buffer, its own kernel
-        self.kernel = kernels.adam_amsgrad if self.amsgrad else kernels.adam
-        self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
-        super().__init__(params, nonfinite, max_consecutive_skips, groups)
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "lr": self._lr_setting(),
-            "betas": self.betas,
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "amsgrad": self.amsgrad,
-            "maximize": self.maximize,
-            "max_grad_norm": self.max_grad_norm,
-        }
-
-    def _set_hyperparameters(
-        self,
-        lr: float,
-        betas: tuple[float, float],
-        eps: float,
-        weight_decay: float,
-        amsgrad: bool,
-        maximize: bool,
-        max_grad_norm: float | None = None,
-    ) -> None:
-        checked = (
-            check_lr_or_schedule(lr, getattr(self, "t", 0) + 1),
-            check_betas(betas, "betas"),
-            check_epsilon(eps),
-            check_nonnegative(weight_decay, "weight_decay"),
-            check_flag(maximize, "maximize"),
-        )
-        max_norm = check_max_norm(max_grad_norm)
-        if check_flag(amsgrad, "amsgrad") != self.amsgrad:
-            raise ValueError(
-                f"amsgrad={amsgrad} does not match this optimizer (amsgrad={self.amsgrad}): "
-                "it decides which state buffers exist; construct the optimizer with it"
-            )
-        self.lr, self.betas, self.eps, self.weight_decay, self.maximize = checked
-        self.max_grad_norm = max_norm
-
-    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
-        beta1, beta2 = self.betas
-        return adam_scalars(
-            t,
-            lr,
-            beta1,
-            beta2,
-            self.eps,
-            weight_decay,
-            self.decoupled,
-            self.maximize,
-            self._grad_scale,
-        )
+    declaration = ADAM
 
 
 class AdamW(Adam):
@@ -213,32 +145,11 @@ class AdamW(Adam):
         \theta_{t-1} &\leftarrow (1 - \eta \lambda)\, \theta_{t-1} \\
         \theta_t &= \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
 
-    Arguments as :class:`Adam`.
+    {parameters}
 
     References
     ----------
     I. Loshchilov and F. Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
 
-    decoupled = True
-
-    def __init__(
-        self,
-        params: FlatParams | MutableMapping[str, np.ndarray],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-        *,
-        maximize: bool = False,
-        max_grad_norm: float | None = None,
-        nonfinite: str = "skip",
-        max_consecutive_skips: int | None = 10,
-        groups: Sequence[Group | Mapping[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad,
-            maximize=maximize, max_grad_norm=max_grad_norm, nonfinite=nonfinite,
-            max_consecutive_skips=max_consecutive_skips, groups=groups,
-        )  # fmt: skip
+    declaration = ADAMW

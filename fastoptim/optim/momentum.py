@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any
-
-import numpy as np
-
 from fastoptim import kernels
-from fastoptim.flat import FlatParams
-from fastoptim.optim.groups import Group
-from fastoptim.optim.hyperparameters import check_beta, check_lr_or_schedule, check_max_norm
+from fastoptim.kernels import MomentumScalars
+from fastoptim.optim import shared_hyperparameters as shared
+from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
+from fastoptim.optim.hyperparameters import check_beta
 from fastoptim.optim.optimizer import Optimizer
 
 
-def momentum_scalars(beta: float, lr: float, grad_scale: float = 1.0) -> tuple[float, ...]:
+def momentum_scalars(
+    settings: Settings, t: int, lr: float, weight_decay: float, grad_scale: float
+) -> MomentumScalars:
     """Kernel scalars ``(grad_scale, beta, 1 - beta, lr)``; ``1 - beta`` is taken in float64.
-    ``grad_scale`` (clipping) multiplies each gradient first; at 1 that is exact."""
-    return (grad_scale, beta, 1.0 - beta, lr)
+    ``grad_scale`` (clipping) multiplies each gradient first; at 1 that is exact. The course
+    form has no weight decay."""
+    return MomentumScalars(grad_scale, settings.beta, 1.0 - settings.beta, lr)
+
+
+MOMENTUM = Declaration(
+    name="Momentum",
+    hyperparameters=(
+        shared.learning_rate(0.01),
+        HyperParameter("beta", 0.9, check_beta, "Momentum coefficient in [0, 1)."),
+    ),
+    states=lambda s: ("velocity",),
+    kernel=lambda s: kernels.momentum_update,
+    scalars=momentum_scalars,
+    group_options=("lr",),  # the course form has no weight decay
+)
 
 
 class Momentum(Optimizer):
@@ -40,22 +52,7 @@ class Momentum(Optimizer):
     This is the moving-average form from step 1. It is not ``torch.optim.SGD`` with
     momentum, which starts its buffer at :math:`g_1` and scales by ``1 - dampening``.
 
-    Parameters
-    ----------
-    params : FlatParams or dict of arrays
-        A dict is flattened into one buffer and its entries are rebound to the live views.
-    lr : float
-        Learning rate, finite and >= 0.
-    beta : float
-        Momentum coefficient in [0, 1).
-    max_grad_norm : float or None
-        Clip by global norm before each step, as in :class:`Adam`: :math:`g_t` is
-        scaled by ``min(1, max_grad_norm / (norm + 1e-6))`` before it enters :math:`v_t`.
-    groups : list of Group, optional
-        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
-    nonfinite, max_consecutive_skips
-        What a step does with NaN or Inf in the gradients: ``'skip'`` (default), ``'raise'``
-        or ``'ignore'``; see :class:`fastoptim.optim.nonfinite.NonFiniteGuard`.
+    {parameters}
 
     Examples
     --------
@@ -68,33 +65,4 @@ class Momentum(Optimizer):
            [0.99, 0.99]])
     """
 
-    kernel = kernels.momentum
-    state_names = ("velocity",)
-    group_options = ("lr",)  # the course form has no weight decay
-
-    def __init__(
-        self,
-        params: FlatParams | MutableMapping[str, np.ndarray],
-        lr: float = 0.01,
-        beta: float = 0.9,
-        *,
-        max_grad_norm: float | None = None,
-        nonfinite: str = "skip",
-        max_consecutive_skips: int | None = 10,
-        groups: Sequence[Group | Mapping[str, Any]] | None = None,
-    ) -> None:
-        self._set_hyperparameters(lr=lr, beta=beta, max_grad_norm=max_grad_norm)
-        super().__init__(params, nonfinite, max_consecutive_skips, groups)
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self._lr_setting(), "beta": self.beta, "max_grad_norm": self.max_grad_norm}
-
-    def _set_hyperparameters(
-        self, lr: float, beta: float, max_grad_norm: float | None = None
-    ) -> None:
-        lr, beta = check_lr_or_schedule(lr, getattr(self, "t", 0) + 1), check_beta(beta, "beta")
-        max_norm = check_max_norm(max_grad_norm)
-        self.lr, self.beta, self.max_grad_norm = lr, beta, max_norm
-
-    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
-        return momentum_scalars(self.beta, lr, self._grad_scale)
+    declaration = MOMENTUM

@@ -1,13 +1,23 @@
 """Optimizer: the shared machinery of every fastoptim optimizer class.
 
 Owns the flat parameters, one flat buffer per state, and the step counter; turns whatever
-gradients ``step`` receives into validated segments; runs the algorithm's kernel; saves and
-restores everything through ``state_dict``.
+gradients ``step`` receives into validated pieces; runs the algorithm's kernel; saves and
+restores everything through ``state_dict``. What an algorithm is comes from its
+``Declaration`` (declaration.py): a class is ``class Adam(Optimizer): declaration = ADAM``.
+
+The stages of a step are public, for callers that run a step their own way
+(fastoptim.torch, fastoptim.distributed, the bench): ``plan`` (gradients in any form ->
+checked ``Piece`` records), ``learning_rates`` and ``scalar_table`` (the kernel's scalars
+of each group), ``gradient_norm``, ``offending_layers``, ``apply`` (the update itself) and
+``update_layer`` (one layer at a step count of its own).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
+import textwrap
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from functools import cached_property, partial
 from typing import Any, ClassVar
@@ -15,8 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fastoptim import kernels, schedules
-from fastoptim.flat import FlatParams, Layout, flatten, layers_difference
-from fastoptim.kernels import ElementwiseKernel
+from fastoptim.flat import FlatParams, flatten
+from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
     Group,
     ResolvedGroup,
@@ -31,14 +41,16 @@ from fastoptim.optim.hyperparameters import (
     check_step,
 )
 from fastoptim.optim.nonfinite import NonFiniteGuard
+from fastoptim.optim.saved_state import check_state_dict, checked_state_array, holds
 from fastoptim.optim.segments import (
-    Segment,
     check_no_shared_memory,
     check_same_layout,
     check_writable,
+    grad_key_prefix,
     layer_grad,
     memory_owner,
 )
+from fastoptim.optim.step_records import FlatRun, LayerView, Piece
 
 # The cached_property views of the buffers, which a copy must remake rather than copy
 CACHED_VIEWS = (
@@ -52,43 +64,75 @@ CACHED_VIEWS = (
 )
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
-# What one kernel call updates: (index of its group, its layers' names, the kernel segment,
-# the block bounds of its gradient for the clipping norm)
-Piece = tuple[int, tuple[str, ...], Segment, np.ndarray]
+
+# The keyword-only options every optimizer class takes after its hyper-parameters
+OWN_OPTIONS = [
+    inspect.Parameter("nonfinite", inspect.Parameter.KEYWORD_ONLY, default="skip"),
+    inspect.Parameter("max_consecutive_skips", inspect.Parameter.KEYWORD_ONLY, default=10),
+    inspect.Parameter("groups", inspect.Parameter.KEYWORD_ONLY, default=None),
+]
+
+
+def _setting(name: str) -> property:
+    """``opt.<name>``: a hyper-parameter read from the settings; set through
+    ``set_hyperparameters`` (checked)."""
+
+    def get(self: Optimizer) -> Any:
+        return getattr(self.settings, name)
+
+    def set_(self: Optimizer, value: Any) -> None:
+        self.set_hyperparameters(**{name: value})
+
+    return property(get, set_, doc=f"The hyper-parameter ``{name}`` (checked when set).")
 
 
 class Optimizer:
-    """Base class: subclasses set ``kernel`` and ``state_names`` and implement
-    ``hyperparameters``, ``_set_hyperparameters`` (which also sets ``max_grad_norm``) and
-    ``_scalars``."""
+    """Base class of the optimizer classes: a subclass sets ``declaration``, and its
+    signature, docstring parameters (in place of ``{parameters}``) and one property per
+    hyper-parameter are made from it."""
 
-    kernel: ElementwiseKernel  # set by each algorithm, on the class or (options) per instance
-    state_names: tuple[str, ...] = ()
-    group_options: ClassVar[tuple[str, ...]] = ("lr", "weight_decay")  # what a Group may set
-    max_grad_norm: float | None = None  # clip by global norm when set
+    declaration: ClassVar[Declaration]
     # the gradient buffer of the last flat step and its checked pieces (none yet)
     _last_flat_pieces: tuple[np.ndarray | None, list[Piece]] = (None, [])
 
-    def __init__(
-        self,
-        params: FlatParams | MutableMapping[str, np.ndarray],
-        nonfinite: str = "skip",
-        max_consecutive_skips: int | None = 10,
-        groups: Sequence[Group | Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.nonfinite = NonFiniteGuard(nonfinite, max_consecutive_skips)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declaration = cls.__dict__.get("declaration")
+        if declaration is None:
+            return
+        cls.__signature__ = declaration.signature(OWN_OPTIONS)  # type: ignore[attr-defined]
+        if cls.__doc__ and "{parameters}" in cls.__doc__:
+            section = textwrap.indent(declaration.parameters_doc(), "    ").lstrip()
+            cls.__doc__ = cls.__doc__.replace("{parameters}", section)
+        for hp in declaration.every_hyperparameter[1:]:
+            setattr(cls, hp.name, _setting(hp.name))
+
+    def __init__(self, params: FlatParams | MutableMapping[str, np.ndarray], *args, **kwargs):
+        arguments = type(self).__signature__.bind(params, *args, **kwargs)  # type: ignore[attr-defined]
+        arguments.apply_defaults()
+        values = arguments.arguments
+        self.nonfinite = NonFiniteGuard(values["nonfinite"], values["max_consecutive_skips"])
+        self.t: int = 0
+        self.lr = values["lr"]  # checked by the setter
+        self.settings: Settings = self.declaration.checked_settings(values)
+        self.kernel = self.declaration.kernel(self.settings)
+        self._state_order = self.declaration.states(self.settings)
+        self.state_names = self.declaration.state_names(self.settings)
         self.last_grad_norm: float | None = None  # before clipping, of the last step's grads
-        self._grad_scale = 1.0
         names = _layer_names(params)
         # groups[0] is the default group: the layers no other group selected
-        self.groups: list[ResolvedGroup] = resolve_groups(groups, names, self.group_options, 1)
+        self.groups: list[ResolvedGroup] = resolve_groups(
+            values["groups"], names, self.declaration.group_options, 1
+        )
         self.params: FlatParams = _as_flat_params(params, layer_order(self.groups, names))
         self.layout = self.params.layout
         self.state: dict[str, FlatParams] = {
             name: self.params.zeros_like(prefix="") for name in self.state_names
         }
-        self.t: int = 0
+        for name, value in self.declaration.initial_state(self.settings).items():
+            self.state[name].buffer.fill(value)
 
+    # -- hyper-parameters -------------------------------------------------------------------
     @property
     def lr(self) -> float:
         """The learning rate of the next step. Set it to a float, or to a schedule (a
@@ -99,35 +143,54 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: Any) -> None:
-        t = getattr(self, "t", 0) + 1
+        t = self.t + 1
         value = check_lr_or_schedule(value, t)
         self.schedule: Callable[[int], float] | None = value if callable(value) else None
         self._lr = check_learning_rate(value(t), f"lr({t})") if callable(value) else value
+
+    @property
+    def lr_as_set(self) -> Any:
+        """The learning rate as it was set: the schedule, or the rate."""
+        return self._lr if self.schedule is None else self.schedule
 
     def _lr_setting(self, value: Any = None) -> Any:
         """What state_dict saves for a learning rate (default: ``lr``): the rate, or a
         describable schedule's description (any other callable: its rate for the next step)."""
         if value is None:
-            value = self._lr if self.schedule is None else self.schedule
+            value = self.lr_as_set
         if isinstance(value, schedules.Schedule):
             return value.describe()
         return float(value(self.t + 1)) if callable(value) else value
 
-    # -- to be provided by each algorithm -------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         """The hyper-parameters as plain Python values, by their argument names."""
-        raise NotImplementedError
+        return {"lr": self._lr_setting(), **dataclasses.asdict(self.settings)}
 
-    def _set_hyperparameters(self, *args: Any, **hyperparameters: Any) -> None:
-        """Validate and set every hyper-parameter (raises before setting any)."""
-        raise NotImplementedError
+    def set_hyperparameters(self, **values: Any) -> None:
+        """Set hyper-parameters by name (the others keep their values). Every value is
+        checked, and the combination, before any is set. Those that decide which state
+        buffers exist (``declaration.fixed_by()``) cannot change."""
+        declaration = self.declaration
+        unknown = [name for name in values if name not in declaration.defaults()]
+        if unknown:
+            raise TypeError(
+                f"{declaration.name} has no hyper-parameters {unknown}; it has "
+                f"{list(declaration.defaults())}"
+            )
+        merged = {**dataclasses.asdict(self.settings), "lr": self.lr_as_set, **values}
+        lr = check_lr_or_schedule(merged["lr"], self.t + 1)
+        settings = declaration.checked_settings(merged)
+        if declaration.states(settings) != declaration.states(self.settings):
+            fixed = declaration.fixed_by()
+            now = ", ".join(f"{name}={getattr(self.settings, name)!r}" for name in fixed)
+            raise ValueError(
+                f"{' and '.join(fixed)} {'decides' if len(fixed) == 1 else 'decide'} which "
+                f"state buffers exist, so {'it' if len(fixed) == 1 else 'they'} cannot change "
+                f"(this optimizer: {now}); construct a new optimizer with the new value"
+            )
+        self.lr, self.settings = lr, settings
 
-    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
-        """The kernel's scalar arguments for step ``t`` of a group with this learning rate
-        and weight decay, as Python floats."""
-        raise NotImplementedError
-
-    # -- stepping ---------------------------------------------------------------------------
+    # -- the stages of a step -----------------------------------------------------------------
     def step(self, grads: GradsLike, *, grad_scale: float = 1.0) -> None:
         """Apply one update with ``grads`` and advance ``t`` by one.
 
@@ -145,30 +208,40 @@ class Optimizer:
         t = self.t + 1
         if grad_scale != 1.0:  # the default needs no check
             grad_scale = check_grad_scale(grad_scale)
-        rates = self._learning_rates(t)  # checked before anything changes
-        pieces = self._pieces(grads)
-        flat_grads = [segment[1] for _, _, segment, _ in pieces]
+        rates = self.learning_rates(t)  # checked before anything changes
+        pieces = self.plan(grads)
         known_finite = None
-        if self.max_grad_norm is not None:
+        max_norm = self.settings.max_grad_norm
+        if max_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
-            norm_pieces = [(segment[1], bounds) for _, _, segment, bounds in pieces]
-            norm = kernels.norm.global_norm(norm_pieces, self._norm_scratch) * grad_scale
+            norm = self.gradient_norm(pieces) * grad_scale
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
-            grad_scale *= min(1.0, self.max_grad_norm / (norm + 1e-6))
+            grad_scale *= min(1.0, max_norm / (norm + 1e-6))
+        grads_read = [piece.grad for piece in pieces]
         if not self.nonfinite.allows(
-            flat_grads, partial(_offending, self.layout, pieces), known_finite
+            grads_read, partial(self.offending_layers, pieces), known_finite
         ):
             return
-        self._apply(pieces, t, rates, grad_scale)
-
-    def _apply(self, pieces: list[Piece], t: int, rates: list[float], grad_scale: float) -> None:
-        """The update itself, on checked pieces, with every gradient scaled by
-        ``grad_scale`` (clipping; the mean over ranks of a sharded step)."""
-        self._grad_scale = grad_scale
-        self.kernel.run_pieces(pieces, self._scalar_table(t, rates))
+        self.apply(pieces, t, rates, grad_scale)
         self.t = t
+
+    def plan(self, grads: GradsLike) -> list[Piece]:
+        """The checked pieces of a step with ``grads`` (any form ``step`` takes): one per
+        run of layers of a group for flat gradients, one per layer for a dict. Checks
+        everything a step needs and writes nothing."""
+        if isinstance(grads, Mapping) and not isinstance(grads, FlatParams):
+            return self._layer_pieces(grads)
+        return self._flat_pieces(self.flat_gradients(grads))
+
+    def apply(
+        self, pieces: Sequence[Piece], t: int, rates: Sequence[float], grad_scale: float
+    ) -> None:
+        """The update itself: the kernel on checked ``pieces`` as step ``t``, with each
+        group's learning rate from ``rates`` and every gradient times ``grad_scale``
+        (clipping; the mean over ranks of a sharded step). ``self.t`` is left alone."""
+        self.kernel.run_pieces(pieces, self.scalar_table(t, rates, grad_scale))
 
     def update_layer(self, name: str, grad: np.ndarray, t: int, grad_scale: float = 1.0) -> None:
         """One kernel call that updates layer ``name`` alone, as step ``t`` of that layer,
@@ -178,21 +251,11 @@ class Optimizer:
         per-parameter ``state['step']``): no checks, no NaN/Inf policy, no clipping, and
         ``self.t`` is left alone. The caller has checked ``grad``; ``t`` >= 1.
         """
-        group, param, views = self._layer_segments[name]
-        self._grad_scale = grad_scale
-        scalars = self._scalar_table(t, self._learning_rates(t))[group]
-        self.kernel.variant_for(param)(param, grad, *views, *scalars)
+        group, param, states = self._layer_segments[name]
+        scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[group]
+        self.kernel.variant_for(param)(param, grad, *states, *scalars)
 
-    @cached_property
-    def _layer_segments(self) -> dict[str, tuple[int, np.ndarray, Segment]]:
-        """Per updated layer: its group, its 1-D parameter view and its state views in the
-        kernel's order."""
-        return {
-            name: (group, flats[0], flats[1:] if kernel_states is None else kernel_states)
-            for group, name, _, flats, kernel_states, _ in self._layer_views
-        }
-
-    def _learning_rates(self, t: int) -> list[float]:
+    def learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""
         default = self._lr
         if self.schedule is not None:
@@ -209,31 +272,87 @@ class Optimizer:
                 rates.append(group.lr)
         return rates
 
-    def _scalar_table(self, t: int, rates: list[float]) -> list[tuple[float, ...]]:
-        """The kernel scalars of every group (empty for a frozen or empty group)."""
-        default_decay = getattr(self, "weight_decay", 0.0)
+    def scalar_table(self, t: int, rates: Sequence[float], grad_scale: float = 1.0) -> list[tuple]:
+        """The kernel's scalar record of every group for step ``t`` (empty for a frozen or
+        empty group): the declaration's pure scalar function, in float64."""
+        scalars, settings = self.declaration.scalars, self.settings
+        default_decay = getattr(settings, "weight_decay", 0.0)
         if len(self.groups) == 1:
-            return [self._scalars(t, rates[0], default_decay)]
-        table: list[tuple[float, ...]] = []
+            return [scalars(settings, t, rates[0], default_decay, grad_scale)]
+        table: list[tuple] = []
         for group, lr in zip(self.groups, rates, strict=True):
             if group.frozen or not group.names:
                 table.append(())
                 continue
             decay = default_decay if group.weight_decay is None else group.weight_decay
-            table.append(self._scalars(t, lr, decay))
+            table.append(scalars(settings, t, lr, decay, grad_scale))
         return table
 
-    def _pieces(self, grads: GradsLike) -> list[Piece]:
+    def gradient_norm(self, pieces: Sequence[Piece]) -> float:
+        """The 2-norm of the pieces' gradients taken together (deterministic: fixed blocks
+        per layer, see kernels/norm.py)."""
+        norm_pieces = [(piece.grad, piece.norm_bounds) for piece in pieces]
+        return kernels.norm.global_norm(norm_pieces, self._norm_scratch)
+
+    def offending_layers(self, pieces: Sequence[Piece]) -> list[str]:
+        """The layers whose gradients in ``pieces`` hold NaN or Inf."""
+        offending = []
+        for piece in pieces:
+            start = 0
+            for name in piece.names:
+                size = self.layout.sizes[self.layout.index(name)]
+                if not np.isfinite(piece.grad[start : start + size]).all():
+                    offending.append(name)
+                start += size
+        return offending
+
+    def flat_gradients(self, grads: GradsLike, out: np.ndarray | None = None) -> np.ndarray:
+        """``grads`` as one checked flat array in layout order: the buffer of a FlatParams
+        laid out like the parameters, a flat array of ``layout.size`` elements itself, or a
+        dict's gradients copied into ``out`` (made if omitted; frozen layers left as they
+        are)."""
         if isinstance(grads, FlatParams):
             check_same_layout(grads.layout, self.layout, "grads")
-            return self._flat_pieces(grads.buffer)
+            return grads.buffer
         if isinstance(grads, np.ndarray):
-            return self._flat_pieces(self._flat_grad(grads))
+            return self._checked_flat_array(grads)
         if isinstance(grads, Mapping):
-            return self._layer_pieces(grads)
+            if out is None:
+                out = np.zeros(self.layout.size, dtype=self.layout.dtype)
+            for view, grad in self.layer_gradients(grads):
+                out[self.layout.span(view.name)] = grad
+            return out
         raise TypeError(
             f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
         )
+
+    def layer_gradients(
+        self, grads: Mapping[str, np.ndarray]
+    ) -> list[tuple[LayerView, np.ndarray]]:
+        """Each updated layer's view and its checked 1-D gradient from a dict keyed like the
+        parameters or the course way (raises on a missing, stray or mismatched one)."""
+        prefix = grad_key_prefix(grads, self._updated_names, self.layout.names)
+        self._check_buffers_writable()
+        checked = []
+        for view in self._layer_views:
+            describe = partial(self._label, view.name, prefix)
+            grad = layer_grad(grads[prefix + view.name], view.param, describe)
+            check_no_shared_memory((view.flat_param, grad, *view.flat_states), describe)
+            checked.append((view, grad))
+        return checked
+
+    def _layer_pieces(self, grads: Mapping[str, np.ndarray]) -> list[Piece]:
+        return [
+            Piece(
+                view.group,
+                (view.name,),
+                view.flat_param,
+                grad,
+                view.kernel_states,
+                view.norm_bounds,
+            )
+            for view, grad in self.layer_gradients(grads)
+        ]
 
     def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:
         self._check_buffers_writable()
@@ -245,11 +364,31 @@ class Optimizer:
             buffers = (self.params.buffer, grad, *self._state_buffers)
             check_no_shared_memory(buffers, partial(self._label, None, ""))
         pieces = [
-            (group, names, (views[0], grad if whole else grad[start:stop], *views[1:]), bounds)
-            for group, names, start, stop, whole, views, bounds in self._flat_runs
+            Piece(
+                run.group,
+                run.names,
+                run.param,
+                grad if run.whole else grad[run.start : run.stop],
+                run.states,
+                run.norm_bounds,
+            )
+            for run in self._flat_runs
         ]
         self._last_flat_pieces = (grad, pieces)  # checked once: neither array can move
         return pieces
+
+    def _checked_flat_array(self, grad: np.ndarray) -> np.ndarray:
+        if grad.shape != (self.layout.size,):
+            raise ValueError(
+                f"a flat grads array must have shape ({self.layout.size},) to match the "
+                f"parameter buffer; got shape {grad.shape}"
+            )
+        if grad.dtype != self.layout.dtype:
+            raise TypeError(
+                f"grads is {grad.dtype} but the parameters are {self.layout.dtype}; "
+                f"convert it with .astype(np.{self.layout.dtype.name})."
+            )
+        return np.ascontiguousarray(grad)
 
     def _check_buffers_writable(self) -> None:
         # The buffers are shared with the caller (opt.params, opt.state), who may have made
@@ -263,42 +402,13 @@ class Optimizer:
         for key, state in self.state.items():
             check_writable(state.buffer, f"state[{key!r}]")
 
-    def _flat_grad(self, grad: np.ndarray) -> np.ndarray:
-        if grad.shape != (self.layout.size,):
-            raise ValueError(
-                f"a flat grads array must have shape ({self.layout.size},) to match the "
-                f"parameter buffer; got shape {grad.shape}"
-            )
-        if grad.dtype != self.layout.dtype:
-            raise TypeError(
-                f"grads is {grad.dtype} but the parameters are {self.layout.dtype}; "
-                f"convert it with .astype(np.{self.layout.dtype.name})."
-            )
-        return np.ascontiguousarray(grad)
-
-    def _layer_pieces(self, grads: Mapping[str, np.ndarray]) -> list[Piece]:
-        prefix = _grad_key_prefix(grads, self._updated_names, self.layout.names)
-        self._check_buffers_writable()
-        pieces: list[Piece] = []
-        for group, name, param, flats, kernel_states, bounds in self._layer_views:
-            describe = partial(self._label, name, prefix)
-            grad = layer_grad(grads[prefix + name], param, describe)
-            segment = (flats[0], grad, *flats[1:])
-            check_no_shared_memory(segment, describe)
-            if kernel_states is not None:
-                segment = (flats[0], grad, *kernel_states)
-            pieces.append((group, (name,), segment, bounds))
-        return pieces
-
-    def _kernel_state_order(self) -> tuple[str | None, ...]:
-        """The state buffers in the order the kernel takes them; None where the kernel gets
-        a zero-length place-holder for a buffer these options do not keep (RMSprop)."""
-        return tuple(self.state)
-
     def _kernel_states(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The state arrays in the kernel's order, a zero-length place-holder where these
+        options keep no buffer (RMSprop)."""
         absent = np.empty(0, dtype=self.layout.dtype)
-        return tuple(absent if key is None else arrays[key] for key in self._kernel_state_order())
+        return tuple(absent if key is None else arrays[key] for key in self._state_order)
 
+    # -- views of the buffers, made once ------------------------------------------------------
     @cached_property
     def _updated_names(self) -> tuple[str, ...]:
         """The layers a step updates, in layout order: all but the frozen ones."""
@@ -328,11 +438,9 @@ class Optimizer:
         return frozenset(id(memory_owner(buffer)) for buffer in self._own_buffers)
 
     @cached_property
-    def _flat_runs(self) -> list[tuple[int, tuple[str, ...], int, int, bool, Segment, np.ndarray]]:
-        """Per run of neighbouring layers of one group (frozen ones left out): its group,
-        layer names, ``start:stop`` in the buffer, whether that is the whole buffer, views
-        ``(param, *kernel states)`` of that range and its layers' norm block bounds. Made
-        once: the buffers never move."""
+    def _flat_runs(self) -> list[FlatRun]:
+        """The runs of neighbouring layers of one group (frozen ones left out). Made once:
+        the buffers never move."""
         group_of = {name: i for i, group in enumerate(self.groups) for name in group.names}
         runs: list[list[Any]] = []
         for name in self.layout.names:
@@ -349,43 +457,71 @@ class Optimizer:
         made = []
         for group, names, start, stop in runs:
             in_range = {key: buffer[start:stop] for key, buffer in buffers.items()}
-            views = (self.params.buffer[start:stop], *self._kernel_states(in_range))
-            whole = start == 0 and stop == self.layout.size
             sizes = [self.layout.sizes[self.layout.index(name)] for name in names]
-            bounds = kernels.norm_block_bounds(sizes)
-            made.append((group, tuple(names), start, stop, whole, views, bounds))
+            made.append(
+                FlatRun(
+                    group,
+                    tuple(names),
+                    start,
+                    stop,
+                    start == 0 and stop == self.layout.size,
+                    self.params.buffer[start:stop],
+                    self._kernel_states(in_range),
+                    kernels.norm_block_bounds(sizes),
+                )
+            )
         return made
 
     @cached_property
-    def _layer_views(
-        self,
-    ) -> list[tuple[int, str, np.ndarray, Segment, Segment | None, np.ndarray]]:
-        """Per updated layer: its group, name, parameter view, 1-D views ``(param, *state)``
-        of the buffers, the state views in the kernel's order when that differs, and its
-        norm block bounds."""
+    def _layer_views(self) -> list[LayerView]:
+        """Every updated layer's views of the buffers, in layout order."""
         group_of = {name: i for i, group in enumerate(self.groups) for name in group.names}
-        reordered = self._kernel_state_order() != tuple(self.state)
         layers = []
         for name in self.layout.names:
             if self.groups[group_of[name]].frozen:
                 continue
             param = self.params[self.params.prefix + name]
             states = {key: state[name].ravel() for key, state in self.state.items()}
-            kernel_states = self._kernel_states(states) if reordered else None
-            flats = (param.ravel(), *states.values())
-            bounds = kernels.norm_block_bounds([param.size])
-            layers.append((group_of[name], name, param, flats, kernel_states, bounds))
+            layers.append(
+                LayerView(
+                    group_of[name],
+                    name,
+                    param,
+                    param.ravel(),
+                    tuple(states.values()),
+                    self._kernel_states(states),
+                    kernels.norm_block_bounds([param.size]),
+                )
+            )
         return layers
+
+    @cached_property
+    def _layer_segments(self) -> dict[str, tuple[int, np.ndarray, tuple[np.ndarray, ...]]]:
+        """Per updated layer: its group, 1-D parameter view and state views in the kernel's
+        order (``update_layer``'s lookup)."""
+        return {
+            view.name: (view.group, view.flat_param, view.kernel_states)
+            for view in self._layer_views
+        }
+
+    def release_state(self) -> None:
+        """Free the state buffers and every view of them (a sharded optimizer keeps the
+        state in slices on its ranks); this optimizer can no longer step."""
+        self.state, self._state_order = {}, ()
+        for cached in CACHED_VIEWS:
+            self.__dict__.pop(cached, None)
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy or pickle must remake its views of its own buffers on first use: a copied
-        # view would be an independent array.
-        return {k: v for k, v in self.__dict__.items() if k not in CACHED_VIEWS}
+        # view would be an independent array. The settings record is made per declaration,
+        # so it travels as a dict.
+        state = {k: v for k, v in self.__dict__.items() if k not in CACHED_VIEWS}
+        state["settings"] = dataclasses.asdict(self.settings)
+        return state
 
-    def _forget_views(self) -> None:
-        """Drop the cached views of the buffers (remade on first use)."""
-        for cached in CACHED_VIEWS:
-            self.__dict__.pop(cached, None)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.settings = self.declaration.settings_type(**state["settings"])
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
         """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""
@@ -422,26 +558,27 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore what ``state_dict`` saved. Everything is checked before anything changes."""
-        _check_state_dict(state_dict, type(self).__name__, self.layout.describe(), self.state_names)
+        check_state_dict(state_dict, type(self).__name__, self.layout.describe(), self.state_names)
         expected = sorted(self.hyperparameters())
+        saved_hyperparameters = state_dict["hyperparameters"]
         if (
-            not isinstance(state_dict["hyperparameters"], Mapping)
-            or sorted(state_dict["hyperparameters"]) != expected
+            not isinstance(saved_hyperparameters, Mapping)
+            or sorted(saved_hyperparameters) != expected
         ):
             raise KeyError(
                 f"state_dict['hyperparameters'] must hold exactly {expected}; "
-                f"{_holds(state_dict['hyperparameters'], expected)}"
+                f"{holds(saved_hyperparameters, expected)}"
             )
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
-        check_lr_or_schedule(state_dict["hyperparameters"]["lr"], t + 1)  # at the step to come
+        check_lr_or_schedule(saved_hyperparameters["lr"], t + 1)  # at the step to come
         groups = restored_groups(state_dict.get("groups", []), self.groups, t + 1)
         arrays = {}
         for key in self.state_names:
             saved = state_dict["state"][key]
             for name in self.layout.names:
                 label = f"state_dict['state'][{key!r}][{name!r}]"
-                arrays[key, name] = _checked_state_array(saved[name], label, self.state[key][name])
-        self._set_hyperparameters(**state_dict["hyperparameters"])  # validates, then sets
+                arrays[key, name] = checked_state_array(saved[name], label, self.state[key][name])
+        self.set_hyperparameters(**saved_hyperparameters)  # validates, then sets
         self.groups = groups
         for (key, name), array in arrays.items():
             np.copyto(self.state[key][name], array)
@@ -450,19 +587,6 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
-
-
-def _offending(layout: Layout, pieces: list[Piece]) -> list[str]:
-    """The layers whose gradients hold NaN or Inf (a piece is one layer or a run of them)."""
-    offending = []
-    for _, names, segment, _ in pieces:
-        start = 0
-        for name in names:
-            size = layout.sizes[layout.index(name)]
-            if not np.isfinite(segment[1][start : start + size]).all():
-                offending.append(name)
-            start += size
-    return offending
 
 
 def _layer_names(params: object) -> list[str]:
@@ -485,78 +609,4 @@ def _as_flat_params(params: object, order: list[str]) -> FlatParams:
     return flat
 
 
-def _grad_key_prefix(grads: Mapping, names: tuple[str, ...], allowed: tuple[str, ...]) -> str:
-    """'' when ``grads`` is keyed like the parameters, 'd' when keyed the course way.
-
-    Every layer of ``names`` needs a gradient; those of ``allowed`` (frozen layers too) may
-    have one."""
-    for prefix in ("", "d"):
-        expected = {prefix + name for name in names}
-        if expected <= grads.keys():
-            permitted = expected if names is allowed else {prefix + name for name in allowed}
-            extra = [key for key in grads if key not in permitted]
-            if extra:
-                raise KeyError(
-                    f"grads has keys that are not gradients of any parameter: {extra[:8]}; "
-                    "pass only the parameters' gradients."
-                )
-            return prefix
-    missing = [name for name in names if name not in grads and "d" + name not in grads]
-    raise KeyError(
-        f"grads is missing the gradient of {missing[:8]}; key gradients like the parameters "
-        "('W1') or the course way ('dW1'), one for every parameter."
-    )
-
-
-def _check_state_dict(state_dict, algorithm, layout, state_names) -> None:
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a dict; got {type(state_dict).__name__}")
-    missing = {"algorithm", "hyperparameters", "t", "layout", "state"} - state_dict.keys()
-    if missing:
-        raise KeyError(f"state_dict is missing {sorted(missing)}; pass what state_dict() returned")
-    if state_dict["algorithm"] != algorithm:
-        raise ValueError(
-            f"state_dict was saved by {state_dict['algorithm']!r}; this optimizer is {algorithm!r}"
-        )
-    difference = layers_difference(state_dict["layout"], layout)
-    if difference is not None:
-        raise ValueError(
-            f"state_dict was saved for other parameters: {difference}; load it into an "
-            "optimizer over the same parameters"
-        )
-    state = state_dict["state"]
-    if not isinstance(state, Mapping) or set(state) != set(state_names):
-        raise KeyError(
-            f"state_dict['state'] must hold exactly {list(state_names)}; "
-            f"{_holds(state, state_names)}"
-        )
-    for key in state_names:
-        if not isinstance(state[key], Mapping) or set(state[key]) != set(layout["names"]):
-            raise KeyError(
-                f"state_dict['state'][{key!r}] must hold one array per layer; "
-                f"{_holds(state[key], layout['names'])}"
-            )
-
-
-def _holds(found: object, expected: Sequence[str]) -> str:
-    """What a saved mapping holds against what it should: the first missing and extra keys."""
-    if not isinstance(found, Mapping):
-        return f"it is a {type(found).__name__}"
-    missing = [key for key in expected if key not in found]
-    extra = [key for key in found if key not in expected]
-    parts = ([f"it lacks {missing[:4]}"] if missing else []) + (
-        [f"it has {extra[:4]} too"] if extra else []
-    )
-    return " and ".join(parts)
-
-
-def _checked_state_array(array: object, label: str, target: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    if array.shape != target.shape or array.dtype != target.dtype:
-        raise ValueError(
-            f"{label} is a {array.dtype} array of shape {array.shape}; "
-            f"expected {target.dtype} of shape {target.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise ValueError(f"{label} holds NaN or Inf; this state cannot continue training")
-    return array
+__all__ = ["CACHED_VIEWS", "GradsLike", "Group", "Optimizer", "Piece"]

@@ -8,7 +8,7 @@ before the first byte changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 import numpy as np
@@ -50,7 +50,7 @@ def layer_segment(
     if type(param) is np.ndarray and is_float_dtype(param.dtype) and _fits(param, grad, states):
         arrays = (param, cast(np.ndarray, grad), *cast(Sequence[np.ndarray], states))
         check_no_shared_memory(arrays, describe)
-        return (param.ravel(), _kernel_grad(arrays[1]), *[a.ravel() for a in arrays[2:]])
+        return (param.ravel(), layer_grad(grad, param, describe), *[a.ravel() for a in arrays[2:]])
     return _checked_layer_segment(param, grad, states, describe)
 
 
@@ -118,9 +118,10 @@ def _checked_layer_segment(
     checked_param = _array(param, describe, 0)
     if not is_float_dtype(checked_param.dtype):
         float_dtype(checked_param.dtype, describe(0))  # raises, saying which dtypes work
-    arrays = [checked_param, _like(grad, checked_param, describe, 1)]
+    grad_1d = layer_grad(grad, checked_param, describe)
+    arrays = [checked_param, cast(np.ndarray, grad)]
     arrays += [_like(state, checked_param, describe, i) for i, state in enumerate(states, 2)]
-    segment = [_in_place(checked_param, describe, 0), _kernel_grad(arrays[1])]
+    segment = [_in_place(checked_param, describe, 0), grad_1d]
     for position, state in enumerate(arrays[2:], start=2):
         # same dtype as the parameter, so only where it may be written remains to check
         segment.append(_in_place(state, describe, position))
@@ -181,3 +182,26 @@ def check_same_layout(layout: Layout, expected: Layout, label: str) -> None:
     if layout is expected or layout.lines_up_with(expected):
         return
     raise ValueError(layout_difference(layout, expected, label))
+
+
+def grad_key_prefix(grads: Mapping, names: tuple[str, ...], allowed: tuple[str, ...]) -> str:
+    """'' when ``grads`` is keyed like the parameters, 'd' when keyed the course way.
+
+    Every layer of ``names`` needs a gradient; those of ``allowed`` (frozen layers too) may
+    have one."""
+    for prefix in ("", "d"):
+        expected = {prefix + name for name in names}
+        if expected <= grads.keys():
+            permitted = expected if names is allowed else {prefix + name for name in allowed}
+            extra = [key for key in grads if key not in permitted]
+            if extra:
+                raise KeyError(
+                    f"grads has keys that are not gradients of any parameter: {extra[:8]}; "
+                    "pass only the parameters' gradients."
+                )
+            return prefix
+    missing = [name for name in names if name not in grads and "d" + name not in grads]
+    raise KeyError(
+        f"grads is missing the gradient of {missing[:8]}; key gradients like the parameters "
+        "('W1') or the course way ('dW1'), one for every parameter."
+    )

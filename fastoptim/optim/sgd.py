@@ -2,21 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any
-
-import numpy as np
-
 from fastoptim import kernels
-from fastoptim.flat import FlatParams
-from fastoptim.optim.groups import Group
-from fastoptim.optim.hyperparameters import (
-    check_flag,
-    check_lr_or_schedule,
-    check_max_norm,
-    check_nonnegative,
-)
+from fastoptim.kernels import SGDScalars
+from fastoptim.optim import shared_hyperparameters as shared
+from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
+from fastoptim.optim.hyperparameters import check_flag, check_nonnegative
 from fastoptim.optim.optimizer import Optimizer
+
+
+def sgd_scalars(
+    settings: Settings, t: int, lr: float, weight_decay: float, grad_scale: float
+) -> SGDScalars:
+    """Kernel scalars for step ``t``: on the first step (or without momentum) the buffer is
+    the gradient itself, ``b = 0 * b + 1 * g``; after it ``b = momentum * b + (1 -
+    dampening) * g``. ``grad_scale`` (clipping) is folded with maximize's sign."""
+    momentum = settings.momentum
+    first = t == 1 or momentum == 0.0
+    return SGDScalars(
+        -grad_scale if settings.maximize else grad_scale,
+        weight_decay,
+        0.0 if first else momentum,
+        1.0 if first else 1.0 - settings.dampening,
+        1.0 if momentum != 0.0 else 0.0,  # without momentum torch keeps no buffer
+        1.0 if settings.nesterov else 0.0,
+        momentum,
+        lr,
+    )
+
+
+def _check_nesterov(settings: Settings) -> None:
+    if settings.nesterov and (settings.momentum <= 0.0 or settings.dampening != 0.0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+SGD_DECLARATION = Declaration(
+    name="SGD",
+    hyperparameters=(
+        shared.learning_rate(1e-3),
+        HyperParameter(
+            "momentum",
+            0.0,
+            check_nonnegative,
+            "Momentum :math:`\\mu` >= 0; ``state['momentum_buffer']`` holds :math:`b`.",
+        ),
+        HyperParameter("dampening", 0.0, check_nonnegative, "Dampening :math:`\\tau` >= 0."),
+        shared.L2_WEIGHT_DECAY,
+        HyperParameter(
+            "nesterov",
+            False,
+            check_flag,
+            "Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``, as in torch.",
+        ),
+        shared.MAXIMIZE,
+    ),
+    states=lambda s: ("momentum_buffer",),
+    kernel=lambda s: kernels.sgd_update,
+    scalars=sgd_scalars,
+    check=_check_nesterov,
+)
 
 
 class SGD(Optimizer):
@@ -35,28 +78,7 @@ class SGD(Optimizer):
     the course's :class:`Momentum`, whose velocity starts at zero and averages with
     :math:`1 - \beta`.
 
-    Parameters
-    ----------
-    params : FlatParams or dict of arrays
-        A dict is flattened into one buffer and its entries are rebound to the live views.
-    lr : float
-        Learning rate :math:`\eta`, finite and >= 0 (default 1e-3, as torch).
-    momentum : float
-        :math:`\mu` >= 0; ``state['momentum_buffer']`` holds :math:`b`.
-    dampening : float
-        :math:`\tau` >= 0.
-    weight_decay : float
-        L2 penalty :math:`\lambda` >= 0 added to the gradient.
-    nesterov : bool
-        Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``, as in torch.
-    max_grad_norm : float or None
-        Clip by global norm before each step, as in :class:`Adam`.
-    maximize : bool
-        Ascend instead of descend (the gradient's sign is flipped).
-    groups : list of Group, optional
-        Layers with their own ``lr`` or ``weight_decay``, or frozen; see :class:`fastoptim.Group`.
-    nonfinite, max_consecutive_skips
-        What a step does with NaN or Inf in the gradients; see :class:`Optimizer`.
+    {parameters}
 
     Examples
     --------
@@ -67,80 +89,4 @@ class SGD(Optimizer):
     array([0.9, 0.9])
     """
 
-    kernel = kernels.sgd
-    state_names = ("momentum_buffer",)
-
-    def __init__(
-        self,
-        params: FlatParams | MutableMapping[str, np.ndarray],
-        lr: float = 1e-3,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-        max_grad_norm: float | None = None,
-        nonfinite: str = "skip",
-        max_consecutive_skips: int | None = 10,
-        groups: Sequence[Group | Mapping[str, Any]] | None = None,
-    ) -> None:
-        self._set_hyperparameters(
-            lr, momentum, dampening, weight_decay, nesterov, maximize, max_grad_norm
-        )
-        super().__init__(params, nonfinite, max_consecutive_skips, groups)
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "lr": self._lr_setting(),
-            "momentum": self.momentum,
-            "dampening": self.dampening,
-            "weight_decay": self.weight_decay,
-            "nesterov": self.nesterov,
-            "maximize": self.maximize,
-            "max_grad_norm": self.max_grad_norm,
-        }
-
-    def _set_hyperparameters(
-        self,
-        lr: float,
-        momentum: float,
-        dampening: float,
-        weight_decay: float,
-        nesterov: bool,
-        maximize: bool,
-        max_grad_norm: float | None = None,
-    ) -> None:
-        checked = (
-            check_lr_or_schedule(lr, getattr(self, "t", 0) + 1),
-            check_nonnegative(momentum, "momentum"),
-            check_nonnegative(dampening, "dampening"),
-            check_nonnegative(weight_decay, "weight_decay"),
-            check_flag(nesterov, "nesterov"),
-            check_flag(maximize, "maximize"),
-        )
-        max_norm = check_max_norm(max_grad_norm)
-        if checked[4] and (checked[1] <= 0.0 or checked[2] != 0.0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        (
-            self.lr,
-            self.momentum,
-            self.dampening,
-            self.weight_decay,
-            self.nesterov,
-            self.maximize,
-        ) = checked
-        self.max_grad_norm = max_norm
-
-    def _scalars(self, t: int, lr: float, weight_decay: float) -> tuple[float, ...]:
-        first = t == 1 or self.momentum == 0.0  # the buffer is the gradient itself
-        return (
-            -self._grad_scale if self.maximize else self._grad_scale,
-            weight_decay,
-            0.0 if first else self.momentum,
-            1.0 if first else 1.0 - self.dampening,
-            1.0 if self.momentum != 0.0 else 0.0,  # without momentum torch keeps no buffer
-            1.0 if self.nesterov else 0.0,
-            self.momentum,
-            lr,
-        )
+    declaration = SGD_DECLARATION

@@ -8,7 +8,6 @@ fastoptim kernel call per bucket on zero-copy numpy views.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,8 +25,6 @@ from fastoptim.torch.state_table import ExposedState, StateTable
 IMPLEMENTATION_OPTIONS = ("foreach", "fused")
 # torch options fastoptim cannot honour: refused when set
 UNSUPPORTED_OPTIONS = ("capturable", "differentiable")
-# core-class arguments that are fastoptim's own, never taken from a torch param group
-OWN_ARGUMENTS = {"self", "params", "max_grad_norm", "nonfinite", "max_consecutive_skips", "groups"}
 
 
 class FlatOptimizer:
@@ -155,7 +152,7 @@ class FlatOptimizer:
                 )
             options = _group_options(group, type(core))
             if options != bucket.options:
-                core._set_hyperparameters(**options)  # validates, then sets
+                core.set_hyperparameters(**options)  # validates, then sets
                 bucket.options = options
 
     def _plan(self, bucket: Bucket) -> Plan:
@@ -189,11 +186,12 @@ class FlatOptimizer:
         return Plan(bucket, active, outside_data)
 
     def _step_whole(self, bucket: Bucket, grad_scale: float) -> None:
-        """One kernel call over the bucket."""
+        """One kernel call over the bucket, at the step count every parameter shares (the
+        bucket's ``steps`` are the only count: the core's own ``t`` is not used)."""
         if bucket.steps.size == 0:
             return
-        bucket.core.t = int(bucket.steps[0])
-        bucket.core.step(bucket.grads, grad_scale=grad_scale)
+        core, t = bucket.core, int(bucket.steps[0]) + 1
+        core.apply(core.plan(bucket.grads), t, core.learning_rates(t), grad_scale)
         bucket.count_steps()
         if not bucket.exposed:
             for index in range(len(bucket.params)):
@@ -424,20 +422,10 @@ def _check_torch_options(group: dict) -> None:
             )
 
 
-_CORE_ARGUMENTS: dict[type, tuple[str, ...]] = {}
-
-
-def _core_arguments(core_class: type) -> tuple[str, ...]:
-    """The hyper-parameters of a fastoptim class, which torch's param groups also hold."""
-    if core_class not in _CORE_ARGUMENTS:
-        parameters = inspect.signature(core_class).parameters
-        _CORE_ARGUMENTS[core_class] = tuple(n for n in parameters if n not in OWN_ARGUMENTS)
-    return _CORE_ARGUMENTS[core_class]
-
-
-def _group_options(group: dict, core_class: type) -> dict[str, Any]:
-    """A torch param group's settings, as the fastoptim class takes them."""
-    return {name: _plain(group[name]) for name in _core_arguments(core_class)}
+def _group_options(group: dict, core_class: type[Optimizer]) -> dict[str, Any]:
+    """A torch param group's settings, as the fastoptim class takes them: each declared
+    hyper-parameter, read under torch's name for it."""
+    return {hp.name: _plain(group[hp.torch_key]) for hp in core_class.declaration.hyperparameters}
 
 
 def _plain(value: Any) -> Any:

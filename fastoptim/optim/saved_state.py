@@ -1,0 +1,69 @@
+"""Checks of a saved state_dict before it is loaded: what it lacks or holds too, and
+arrays of the right shape, dtype and finiteness."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from fastoptim.flat import layers_difference
+
+
+def check_state_dict(
+    state_dict: object, algorithm: str, layout: dict, state_names: Sequence[str]
+) -> None:
+    """Raise, saying what differs, unless ``state_dict`` was saved by ``algorithm`` over
+    ``layout`` with exactly ``state_names``."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a dict; got {type(state_dict).__name__}")
+    missing = {"algorithm", "hyperparameters", "t", "layout", "state"} - state_dict.keys()
+    if missing:
+        raise KeyError(f"state_dict is missing {sorted(missing)}; pass what state_dict() returned")
+    if state_dict["algorithm"] != algorithm:
+        raise ValueError(
+            f"state_dict was saved by {state_dict['algorithm']!r}; this optimizer is {algorithm!r}"
+        )
+    difference = layers_difference(state_dict["layout"], layout)
+    if difference is not None:
+        raise ValueError(
+            f"state_dict was saved for other parameters: {difference}; load it into an "
+            "optimizer over the same parameters"
+        )
+    state = state_dict["state"]
+    if not isinstance(state, Mapping) or set(state) != set(state_names):
+        raise KeyError(
+            f"state_dict['state'] must hold exactly {list(state_names)}; "
+            f"{holds(state, state_names)}"
+        )
+    for key in state_names:
+        if not isinstance(state[key], Mapping) or set(state[key]) != set(layout["names"]):
+            raise KeyError(
+                f"state_dict['state'][{key!r}] must hold one array per layer; "
+                f"{holds(state[key], layout['names'])}"
+            )
+
+
+def holds(found: object, expected: Sequence[str]) -> str:
+    """What a saved mapping holds against what it should: the first missing and extra keys."""
+    if not isinstance(found, Mapping):
+        return f"it is a {type(found).__name__}"
+    missing = [key for key in expected if key not in found]
+    extra = [key for key in found if key not in expected]
+    parts = ([f"it lacks {missing[:4]}"] if missing else []) + (
+        [f"it has {extra[:4]} too"] if extra else []
+    )
+    return " and ".join(parts)
+
+
+def checked_state_array(array: object, label: str, target: np.ndarray) -> np.ndarray:
+    """``array`` as an ndarray, after checking it can replace ``target``."""
+    array = np.asarray(array)
+    if array.shape != target.shape or array.dtype != target.dtype:
+        raise ValueError(
+            f"{label} is a {array.dtype} array of shape {array.shape}; "
+            f"expected {target.dtype} of shape {target.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"{label} holds NaN or Inf; this state cannot continue training")
+    return array

@@ -1,0 +1,45 @@
+"""The named records a step works with: what one kernel call updates, and the views of the
+buffers made once per optimizer."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Piece(NamedTuple):
+    """What one kernel call of a step updates: a layer, or a run of neighbouring layers of
+    one group, with its checked 1-D arrays."""
+
+    group: int  # index into the optimizer's groups
+    names: tuple[str, ...]  # its layers, in layout order
+    param: np.ndarray
+    grad: np.ndarray
+    states: tuple[np.ndarray, ...]  # in the kernel's order
+    norm_bounds: np.ndarray  # block bounds of the gradient for the clipping norm
+
+
+class FlatRun(NamedTuple):
+    """A run of neighbouring layers of one group in the buffers (frozen layers left out)."""
+
+    group: int
+    names: tuple[str, ...]
+    start: int  # the run is buffer[start:stop]
+    stop: int
+    whole: bool  # the run is the whole buffer
+    param: np.ndarray  # views of that range
+    states: tuple[np.ndarray, ...]  # in the kernel's order
+    norm_bounds: np.ndarray
+
+
+class LayerView(NamedTuple):
+    """One updated layer's views of the buffers."""
+
+    group: int
+    name: str
+    param: np.ndarray  # shaped like the layer
+    flat_param: np.ndarray  # 1-D
+    flat_states: tuple[np.ndarray, ...]  # 1-D, in state order (as messages name them)
+    kernel_states: tuple[np.ndarray, ...]  # 1-D, in the kernel's order
+    norm_bounds: np.ndarray
