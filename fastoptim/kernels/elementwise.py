@@ -20,9 +20,7 @@ class KernelPiece(Protocol):
     @property
     def param(self) -> Any: ...
     @property
-    def grad(self) -> Any: ...
-    @property
-    def states(self) -> tuple: ...
+    def arrays(self) -> tuple: ...  # (param, grad, *states)
 
 
 class ElementwiseUpdate(CompiledLoop):
@@ -73,5 +71,4 @@ class ElementwiseUpdate(CompiledLoop):
     def run_pieces(self, pieces: Sequence[KernelPiece], table: Sequence[Sequence[float]]) -> None:
         """``run`` for the pieces of a step, piece ``p`` with the scalars ``table[p.group]``."""
         for piece in pieces:
-            param = piece.param
-            self.variant_for(param)(param, piece.grad, *piece.states, *table[piece.group])
+            self.variant_for(piece.param)(*piece.arrays, *table[piece.group])

@@ -93,7 +93,7 @@ class Optimizer:
 
     declaration: ClassVar[Declaration]
     # the gradient buffer of the last flat step and its checked pieces (none yet)
-    _last_flat_pieces: tuple[np.ndarray | None, list[Piece]] = (None, [])
+    _last_flat_pieces: tuple[np.ndarray | None, list[Piece], list[np.ndarray]] = (None, [], [])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,7 +114,7 @@ class Optimizer:
         self.nonfinite = NonFiniteGuard(values["nonfinite"], values["max_consecutive_skips"])
         self.t: int = 0
         self.lr = values["lr"]  # checked by the setter
-        self.settings: Settings = self.declaration.checked_settings(values)
+        self.settings = self.declaration.checked_settings(values)
         self.kernel = self.declaration.kernel(self.settings)
         self._state_order = self.declaration.states(self.settings)
         self.state_names = self.declaration.state_names(self.settings)
@@ -147,6 +147,16 @@ class Optimizer:
         value = check_lr_or_schedule(value, t)
         self.schedule: Callable[[int], float] | None = value if callable(value) else None
         self._lr = check_learning_rate(value(t), f"lr({t})") if callable(value) else value
+
+    @property
+    def settings(self) -> Settings:
+        """The hyper-parameters other than ``lr``, as the declaration's record."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self._settings = settings
+        self._decay = getattr(settings, "weight_decay", 0.0)  # the default group's
 
     @property
     def lr_as_set(self) -> Any:
@@ -219,11 +229,14 @@ class Optimizer:
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
             grad_scale *= min(1.0, max_norm / (norm + 1e-6))
-        grads_read = [piece.grad for piece in pieces]
-        if not self.nonfinite.allows(
-            grads_read, partial(self.offending_layers, pieces), known_finite
-        ):
-            return
+        nonfinite = self.nonfinite
+        if nonfinite.policy != "ignore":  # 'ignore' lets every step through
+            _, last_pieces, last_grads = self._last_flat_pieces
+            grads_read = last_grads if pieces is last_pieces else [p.grad for p in pieces]
+            if not nonfinite.allows(
+                grads_read, lambda: self.offending_layers(pieces), known_finite
+            ):
+                return
         self.apply(pieces, t, rates, grad_scale)
         self.t = t
 
@@ -231,9 +244,13 @@ class Optimizer:
         """The checked pieces of a step with ``grads`` (any form ``step`` takes): one per
         run of layers of a group for flat gradients, one per layer for a dict. Checks
         everything a step needs and writes nothing."""
-        if isinstance(grads, Mapping) and not isinstance(grads, FlatParams):
-            return self._layer_pieces(grads)
-        return self._flat_pieces(self.flat_gradients(grads))
+        if isinstance(grads, FlatParams):  # the common case first: on every step's path
+            check_same_layout(grads.layout, self.layout, "grads")
+            return self._flat_pieces(grads.buffer)
+        # the abstract Mapping test costs more than the rest of a step's checks
+        if isinstance(grads, np.ndarray) or not isinstance(grads, Mapping):
+            return self._flat_pieces(self.flat_gradients(grads))  # raises for other types
+        return self._layer_pieces(grads)
 
     def apply(
         self, pieces: Sequence[Piece], t: int, rates: Sequence[float], grad_scale: float
@@ -275,8 +292,7 @@ class Optimizer:
     def scalar_table(self, t: int, rates: Sequence[float], grad_scale: float = 1.0) -> list[tuple]:
         """The kernel's scalar record of every group for step ``t`` (empty for a frozen or
         empty group): the declaration's pure scalar function, in float64."""
-        scalars, settings = self.declaration.scalars, self.settings
-        default_decay = getattr(settings, "weight_decay", 0.0)
+        scalars, settings, default_decay = self.declaration.scalars, self.settings, self._decay
         if len(self.groups) == 1:
             return [scalars(settings, t, rates[0], default_decay, grad_scale)]
         table: list[tuple] = []
@@ -343,7 +359,7 @@ class Optimizer:
 
     def _layer_pieces(self, grads: Mapping[str, np.ndarray]) -> list[Piece]:
         return [
-            Piece(
+            Piece.of(
                 view.group,
                 (view.name,),
                 view.flat_param,
@@ -356,7 +372,7 @@ class Optimizer:
 
     def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:
         self._check_buffers_writable()
-        last_grad, last_pieces = self._last_flat_pieces
+        last_grad, last_pieces, _ = self._last_flat_pieces
         if grad is last_grad:  # a training loop passes the same gradient buffer every step
             return last_pieces
         # our own buffers never overlap one another: only the gradient can overlap them
@@ -364,7 +380,7 @@ class Optimizer:
             buffers = (self.params.buffer, grad, *self._state_buffers)
             check_no_shared_memory(buffers, partial(self._label, None, ""))
         pieces = [
-            Piece(
+            Piece.of(
                 run.group,
                 run.names,
                 run.param,
@@ -374,7 +390,8 @@ class Optimizer:
             )
             for run in self._flat_runs
         ]
-        self._last_flat_pieces = (grad, pieces)  # checked once: neither array can move
+        # checked once: neither array can move
+        self._last_flat_pieces = (grad, pieces, [piece.grad for piece in pieces])
         return pieces
 
     def _checked_flat_array(self, grad: np.ndarray) -> np.ndarray:
@@ -516,12 +533,12 @@ class Optimizer:
         # view would be an independent array. The settings record is made per declaration,
         # so it travels as a dict.
         state = {k: v for k, v in self.__dict__.items() if k not in CACHED_VIEWS}
-        state["settings"] = dataclasses.asdict(self.settings)
+        state["_settings"] = dataclasses.asdict(self.settings)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.settings = self.declaration.settings_type(**state["settings"])
+        self.settings = self.declaration.settings_type(**state["_settings"])
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
         """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""

@@ -18,6 +18,20 @@ class Piece(NamedTuple):
     grad: np.ndarray
     states: tuple[np.ndarray, ...]  # in the kernel's order
     norm_bounds: np.ndarray  # block bounds of the gradient for the clipping norm
+    arrays: tuple[np.ndarray, ...]  # (param, grad, *states): the kernel's array arguments
+
+    @classmethod
+    def of(
+        cls,
+        group: int,
+        names: tuple[str, ...],
+        param: np.ndarray,
+        grad: np.ndarray,
+        states: tuple[np.ndarray, ...],
+        norm_bounds: np.ndarray,
+    ) -> Piece:
+        """The piece of these arrays, with ``arrays`` made from them."""
+        return cls(group, names, param, grad, states, norm_bounds, (param, grad, *states))
 
 
 class FlatRun(NamedTuple):
