@@ -16,7 +16,86 @@ import numpy as np
 
 import fastoptim
 from fastoptim import reference
-from fastoptim.reference import torch_forms
+from fastoptim.kernels.lion import lion_update
+from fastoptim.reference import (
+    clipping,
+    lion,
+    torch_adagrad,
+    torch_adam,
+    torch_common,
+    torch_rmsprop,
+    torch_sgd,
+)
+
+
+@dataclass(frozen=True)
+class ErrorInput:
+    """Hyper-parameters (over the algorithm's first set) that construction and
+    ``set_hyperparameters`` must refuse with ``error`` matching ``match``."""
+
+    description: str
+    hyperparameters: dict[str, Any]
+    error: type[Exception]
+    match: str
+
+
+# Bad values of each hyper-parameter, by its declared name; an algorithm gets those of the
+# hyper-parameters its declaration lists (a test checks that none is left without one)
+ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
+    "lr": (
+        ErrorInput("lr < 0", {"lr": -1.0}, ValueError, r"Invalid learning rate: -1.0"),
+        ErrorInput("lr NaN", {"lr": float("nan")}, ValueError, "Invalid learning rate: nan"),
+        ErrorInput("lr inf", {"lr": float("inf")}, ValueError, "Invalid learning rate: inf"),
+    ),
+    "betas": (
+        ErrorInput("beta1 = 1", {"betas": (1.0, 0.9)}, ValueError, "beta parameter at index 0"),
+        ErrorInput("beta2 < 0", {"betas": (0.9, -0.1)}, ValueError, "beta parameter at index 1"),
+        ErrorInput("one beta", {"betas": (0.9,)}, ValueError, "Invalid betas"),
+    ),
+    "beta": (ErrorInput("beta = 1", {"beta": 1.0}, ValueError, r"beta must be in \[0, 1\)"),),
+    "alpha": (ErrorInput("alpha = 1", {"alpha": 1.0}, ValueError, "Invalid alpha value: 1.0"),),
+    "eps": (
+        ErrorInput("eps = 0", {"eps": 0.0}, ValueError, "Invalid epsilon value: 0.0"),
+        ErrorInput("eps NaN", {"eps": float("nan")}, ValueError, "Invalid epsilon value: nan"),
+    ),
+    "weight_decay": (
+        ErrorInput("weight_decay < 0", {"weight_decay": -0.1}, ValueError, "Invalid weight_decay"),
+    ),
+    "momentum": (ErrorInput("momentum < 0", {"momentum": -0.9}, ValueError, "Invalid momentum"),),
+    "dampening": (
+        ErrorInput("dampening < 0", {"dampening": -0.1}, ValueError, "Invalid dampening"),
+    ),
+    "lr_decay": (ErrorInput("lr_decay < 0", {"lr_decay": -1.0}, ValueError, "Invalid lr_decay"),),
+    "initial_accumulator_value": (
+        ErrorInput(
+            "initial accumulator < 0",
+            {"initial_accumulator_value": -1.0},
+            ValueError,
+            "Invalid initial_accumulator_value",
+        ),
+    ),
+    "amsgrad": (ErrorInput("amsgrad 1", {"amsgrad": 1}, TypeError, "amsgrad must be True or"),),
+    "nesterov": (ErrorInput("nesterov 1", {"nesterov": 1}, TypeError, "nesterov must be True"),),
+    "centered": (ErrorInput("centered 1", {"centered": 1}, TypeError, "centered must be True"),),
+    "maximize": (ErrorInput("maximize 1", {"maximize": 1}, TypeError, "maximize must be True"),),
+    "max_grad_norm": (
+        ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
+    ),
+}
+NESTEROV_ERRORS = (
+    ErrorInput(
+        "nesterov without momentum",
+        {"nesterov": True, "momentum": 0.0, "dampening": 0.0},
+        ValueError,
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
+    ErrorInput(
+        "nesterov with dampening",
+        {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
+        ValueError,
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +119,19 @@ class Algorithm:
     # the numpy oracle: update(parameters, grads, states, t, hp), init(parameters, hp) -> states
     reference_update: Callable | None = None
     reference_init: Callable | None = None
+    # the optimizer class, whose declaration lists the hyper-parameters error inputs cover
+    optimizer_class: type | None = None
+    # inputs that must raise, as torch's OptimizerInfo.optim_error_inputs_func gives them:
+    # every declared hyper-parameter's (ERROR_INPUTS) and the algorithm's own combinations
+    own_error_inputs: tuple[ErrorInput, ...] = ()
+
+    @property
+    def error_inputs(self) -> tuple[ErrorInput, ...]:
+        if self.optimizer_class is None:
+            return ()
+        declared = [hp.name for hp in self.optimizer_class.declaration.every_hyperparameter]
+        inputs = [case for name in declared for case in ERROR_INPUTS.get(name, ())]
+        return (*inputs, *self.own_error_inputs)
 
     def oracle_update(self, parameters, grads, states, t, hp) -> None:
         if self.reference_update is not None:
@@ -86,6 +178,7 @@ ALGORITHMS = (
         ),
         bit_identical_float64=True,
         kernel=fastoptim.kernels.momentum_update,
+        optimizer_class=fastoptim.Momentum,
     ),
     Algorithm(
         name="adam",
@@ -107,6 +200,7 @@ ALGORITHMS = (
         ),
         bit_identical_float64=False,  # bias corrections are folded into two scalars
         kernel=fastoptim.kernels.adam_update,
+        optimizer_class=fastoptim.Adam,
     ),
     Algorithm(
         name="gd",
@@ -129,7 +223,7 @@ def _clipped(update: Callable) -> Callable:
         hp = dict(hp)
         max_norm = hp.pop("max_grad_norm", None)
         if max_norm is not None:
-            grads = torch_forms.clip_by_global_norm(grads, max_norm)
+            grads = clipping.clip_by_global_norm(grads, max_norm)
         update(parameters, grads, states, t, hp)
 
     return run
@@ -146,7 +240,7 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
         )  # fmt: skip
 
     def update(parameters, grads, states, t, hp):
-        torch_forms.update_parameters_with_torch_adam(
+        torch_adam.update_parameters_with_torch_adam(
             parameters, grads, states, t, amsgrad=amsgrad, decoupled=decoupled, **hp
         )
 
@@ -179,12 +273,13 @@ def _torch_adam(decoupled: bool, amsgrad: bool) -> Algorithm:
         bit_identical_float64=False,
         kernel=fastoptim.kernels.adam_amsgrad_update if amsgrad else fastoptim.kernels.adam_update,
         reference_update=_clipped(update),
-        reference_init=lambda p, hp: torch_forms.initialize_state(p, len(names)),
+        reference_init=lambda p, hp: torch_common.initialize_state(p, len(names)),
+        optimizer_class=optimizer_class,
     )
 
 
 def _torch_sgd_update(parameters, grads, states, t, hp):
-    torch_forms.update_parameters_with_torch_sgd(parameters, grads, states, t, **hp)
+    torch_sgd.update_parameters_with_torch_sgd(parameters, grads, states, t, **hp)
 
 
 TORCH_FORMS = (
@@ -229,7 +324,9 @@ TORCH_FORMS = (
         bit_identical_float64=False,
         kernel=fastoptim.kernels.sgd_update,
         reference_update=_clipped(_torch_sgd_update),
-        reference_init=lambda p, hp: torch_forms.initialize_state(p, 1),
+        reference_init=lambda p, hp: torch_common.initialize_state(p, 1),
+        optimizer_class=fastoptim.SGD,
+        own_error_inputs=NESTEROV_ERRORS,
     ),
     Algorithm(
         name="adagrad",
@@ -260,13 +357,14 @@ TORCH_FORMS = (
         bit_identical_float64=False,
         kernel=fastoptim.kernels.adagrad_update,
         reference_update=_clipped(
-            lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_adagrad(
+            lambda p, g, s, t, hp: torch_adagrad.update_parameters_with_torch_adagrad(
                 p, g, s, t, **hp
             )
         ),
-        reference_init=lambda p, hp: torch_forms.initialize_adagrad(
+        reference_init=lambda p, hp: torch_adagrad.initialize_adagrad(
             p, hp["initial_accumulator_value"]
         ),
+        optimizer_class=fastoptim.Adagrad,
     ),
 )
 
@@ -307,11 +405,12 @@ def _torch_rmsprop(centered: bool, momentum: bool) -> Algorithm:
         bit_identical_float64=False,
         kernel=fastoptim.kernels.rmsprop_update,
         reference_update=_clipped(
-            lambda p, g, s, t, hp: torch_forms.update_parameters_with_torch_rmsprop(
+            lambda p, g, s, t, hp: torch_rmsprop.update_parameters_with_torch_rmsprop(
                 p, g, s, t, **hp
             )
         ),
-        reference_init=lambda p, hp: torch_forms.initialize_state(p, len(names)),
+        reference_init=lambda p, hp: torch_common.initialize_state(p, len(names)),
+        optimizer_class=fastoptim.RMSprop,
     )
 
 
@@ -338,7 +437,35 @@ MOMENTUM_CLIPPED = Algorithm(
     ),
     reference_init=lambda p, hp: (reference.initialize_velocity(p),),
 )
-ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED,)
+
+# Lion (Chen et al., 2023), against its plain-numpy reference (lion-pytorch's update)
+LION = Algorithm(
+    name="lion",
+    course_update=None,
+    course_init=None,
+    make_optimizer=lambda params, hp: fastoptim.Lion(params, **hp),
+    state_names=("exp_avg",),
+    state_grad_powers=(1,),
+    hyperparameter_sets=(
+        {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0, "maximize": False},
+        {
+            "lr": 3e-4,
+            "betas": (0.95, 0.98),
+            "weight_decay": 0.1,
+            "maximize": True,
+            "max_grad_norm": 1.0,
+        },
+        {"lr": 1e-2, "betas": (0.0, 0.5), "weight_decay": 1.0, "maximize": False},
+    ),
+    bit_identical_float64=False,  # the clipped set sums its norm in another order
+    kernel=lion_update,
+    reference_update=_clipped(
+        lambda p, g, s, t, hp: lion.update_parameters_with_lion(p, g, s, t, **hp)
+    ),
+    reference_init=lambda p, hp: torch_common.initialize_state(p, 1),
+    optimizer_class=fastoptim.Lion,
+)
+ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED, LION)
 COURSE_ALGORITHMS = tuple(a for a in ALGORITHMS if a.course_update is not None)
 ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}
 

@@ -13,7 +13,7 @@ from tolerances import OperandScales, compare_with_reference
 
 import fastoptim
 from fastoptim import schedules
-from fastoptim.reference import torch_forms
+from fastoptim.reference import clipping
 
 # interleaved on purpose: a FlatParams keeps this order, so its groups are several runs
 SHAPES = {"W1": (40, 30), "b1": (40, 1), "W2": (10, 40), "b2": (10, 1), "emb": (25, 4)}
@@ -80,7 +80,7 @@ class GroupedReference:
         updated = [n for n, s in self.settings.items() if not s.get("frozen")]
         grads = {"d" + n: np.asarray(grads["d" + n], dtype=np.float64) for n in updated}
         if max_norm is not None:
-            grads = torch_forms.clip_by_global_norm(grads, max_norm)
+            grads = clipping.clip_by_global_norm(grads, max_norm)
         for name in updated:
             settings = self.settings[name]
             layer_hp = {**hp, **settings}

@@ -102,6 +102,14 @@ for centered in (False, True):
                 "maximize": st.booleans(),
             }
         )
+HYPERPARAMETERS["lion"] = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 0.1),
+        "betas": st.tuples(st.floats(0, 0.999), st.floats(0, 0.999)),
+        "weight_decay": st.floats(0, 1),
+        "maximize": st.booleans(),
+    }
+)
 HYPERPARAMETERS["sgd"] = st.fixed_dictionaries(
     {
         "lr": st.floats(0, 1),

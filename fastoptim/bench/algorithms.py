@@ -76,5 +76,13 @@ ALGORITHMS = {
         ),
         BenchAlgorithm("adagrad", lambda p, **kw: fastoptim.Adagrad(p, lr=LR, **kw), 1, "Adagrad"),
         BenchAlgorithm("rmsprop", lambda p, **kw: fastoptim.RMSprop(p, lr=LR, **kw), 1, "RMSprop"),
+        # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
+        BenchAlgorithm(
+            "lion",
+            lambda p, **kw: fastoptim.Lion(p, lr=LR, weight_decay=0.1, **kw),
+            1,
+            "Lion",
+            {"weight_decay": 0.1},
+        ),
     )
 }

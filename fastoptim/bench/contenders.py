@@ -130,7 +130,10 @@ class Torch(Contender):
             return "torch is not installed (pip install 'fastoptim[torch]')"
         import torch
 
-        options = inspect.signature(getattr(torch.optim, problem.spec.torch_class)).parameters
+        optimizer_class = getattr(torch.optim, problem.spec.torch_class, None)
+        if optimizer_class is None:
+            return f"torch.optim has no {problem.spec.torch_class}"
+        options = inspect.signature(optimizer_class).parameters
         if self.implementation != "for-loop" and self.implementation not in options:
             return f"torch.optim.{problem.spec.torch_class} has no {self.implementation} form"
         return None
@@ -176,6 +179,29 @@ class FastoptimTorch(Contender):
             **self.options,
             nonfinite=self.nonfinite,
         )
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+class LionPytorch(Contender):
+    """lion-pytorch's Lion (google/automl's update, per-tensor torch ops) on the same torch
+    parameters: the package Lion users run today."""
+
+    name = "lion-pytorch"
+
+    def available(self, problem: Problem) -> str | None:
+        if problem.algorithm != "lion":
+            return "lion-pytorch implements Lion only"
+        if importlib.util.find_spec("lion_pytorch") is None:
+            return "lion-pytorch is not installed (pip install --no-deps lion-pytorch)"
+        return None
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        from lion_pytorch import Lion
+
+        self.params = torch_parameters(problem, parameters, grads)
+        self.optimizer = Lion(self.params, lr=LR, **problem.spec.torch_options)
 
     def step(self) -> None:
         self.optimizer.step()
@@ -290,6 +316,7 @@ def all_contenders() -> list[Contender]:
         Torch("foreach"),
         Torch("fused"),
         FastoptimTorch(),
+        LionPytorch(),
         FastoptimTorchChecked(),
         WithGradScaler(Torch("fused")),
         WithGradScaler(FastoptimTorchFused()),

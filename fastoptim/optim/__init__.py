@@ -3,6 +3,7 @@
 from fastoptim.optim.adagrad import Adagrad
 from fastoptim.optim.adam import Adam, AdamW
 from fastoptim.optim.groups import Group
+from fastoptim.optim.lion import Lion
 from fastoptim.optim.momentum import Momentum
 from fastoptim.optim.nonfinite import NonFiniteGradientError
 from fastoptim.optim.optimizer import Optimizer
@@ -15,6 +16,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Group",
+    "Lion",
     "Momentum",
     "NonFiniteGradientError",
     "Optimizer",

@@ -24,6 +24,7 @@ except ImportError as error:  # pragma: no cover - the message is the point
 
 import fastoptim
 from fastoptim.torch.buckets import Bucket
+from fastoptim.torch.declared import torch_class_for
 from fastoptim.torch.optimizer import FlatOptimizer
 
 
@@ -71,4 +72,11 @@ class Adagrad(FlatOptimizer, torch.optim.Adagrad):
     core_class = staticmethod(lambda group: fastoptim.Adagrad)
 
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "FlatOptimizer", "RMSprop"]
+Lion = torch_class_for(
+    fastoptim.Lion,
+    """Lion (torch.optim has none) as a ``torch.optim.Optimizer`` on flat buffers, with
+    lion-pytorch's arguments and state (``state[p]['exp_avg']``, no ``step``);
+    :class:`fastoptim.Lion` computes the update.""",
+)
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "FlatOptimizer", "Lion", "RMSprop"]
