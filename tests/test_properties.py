@@ -73,6 +73,11 @@ TORCH_ADAM = st.fixed_dictionaries(
 )
 for name in ("adam-torch", "adam-torch amsgrad", "adamw", "adamw amsgrad"):
     HYPERPARAMETERS[name] = TORCH_ADAM
+# As for RMSprop below: with L2 decay, g = grad + wd * p can cancel in float32, and the step
+# g / (sqrt(s) + eps) amplifies that by up to lr / eps (Adagrad with lr 0.5 and eps 1.7e-4,
+# at step 1: 3e-5 off, found with another seed). That is beyond tests/tolerances.py's model,
+# so in float32 these draw no L2 decay; float64 and the registry's option sets keep it.
+L2_DECAY_DIVIDED = ("adam-torch", "adam-torch amsgrad", "adagrad")
 HYPERPARAMETERS["adagrad"] = st.fixed_dictionaries(
     {
         "lr": st.floats(0, 0.5),
@@ -134,12 +139,16 @@ HYPERPARAMETERS["sgd"] = st.fixed_dictionaries(
 @st.composite
 def cases(draw, max_layers: int):
     algorithm = draw(st.sampled_from(ALGORITHMS))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    hp = draw(HYPERPARAMETERS[algorithm.name])
+    if dtype == np.float32 and algorithm.name in L2_DECAY_DIVIDED:
+        hp = {**hp, "weight_decay": 0.0}
     return {
         "algorithm": algorithm,
         "entry": draw(st.sampled_from(entry_points_for(algorithm))),
         "shapes": draw(layouts(max_layers)),
-        "dtype": draw(st.sampled_from([np.float32, np.float64])),
-        "hp": draw(HYPERPARAMETERS[algorithm.name]),
+        "dtype": dtype,
+        "hp": hp,
         "steps": draw(st.integers(1, 5)),
         "seed": draw(st.integers(0, 2**32 - 1)),
     }

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 import fastoptim
 
 LR = 1e-3
@@ -21,11 +23,17 @@ LR = 1e-3
 class BenchAlgorithm:
     name: str
     make: Callable[..., fastoptim.Optimizer]  # make(params, nonfinite=...)
-    n_state: int  # state buffers: a step reads 2 + n_state arrays and writes 1 + n_state
     torch_class: str  # the torch.optim class with ``torch_options``
     torch_options: dict[str, Any] = field(default_factory=dict)
     course: bool = False  # has a course drop-in (course dicts, numpy reference)
     deepspeed_options: dict[str, Any] | None = None  # DeepSpeedCPUAdam(**options), if any
+
+    @property
+    def n_state(self) -> int:
+        """State buffers: a step reads 2 + n_state arrays and writes 1 + n_state. Read
+        from the algorithm's declaration, for the settings ``make`` uses."""
+        probe = self.make({"w": np.zeros(1)})
+        return len(probe.declaration.state_names(probe.settings))
 
     @property
     def traffic(self) -> tuple[int, int]:
@@ -39,7 +47,6 @@ ALGORITHMS = {
         BenchAlgorithm(
             "adam",
             lambda p, **kw: fastoptim.Adam(p, lr=LR, **kw),
-            2,
             "Adam",
             course=True,
             deepspeed_options={"adamw_mode": False},
@@ -47,7 +54,6 @@ ALGORITHMS = {
         BenchAlgorithm(
             "momentum",
             lambda p, **kw: fastoptim.Momentum(p, lr=LR, beta=0.9, **kw),
-            1,
             "SGD",
             {"momentum": 0.9},
             course=True,
@@ -55,7 +61,6 @@ ALGORITHMS = {
         BenchAlgorithm(
             "adamw",
             lambda p, **kw: fastoptim.AdamW(p, lr=LR, weight_decay=1e-2, **kw),
-            2,
             "AdamW",
             {"weight_decay": 1e-2},
             deepspeed_options={"adamw_mode": True, "weight_decay": 1e-2},
@@ -63,24 +68,21 @@ ALGORITHMS = {
         BenchAlgorithm(
             "amsgrad",
             lambda p, **kw: fastoptim.Adam(p, lr=LR, amsgrad=True, **kw),
-            3,
             "Adam",
             {"amsgrad": True},
         ),
         BenchAlgorithm(
             "sgd",
             lambda p, **kw: fastoptim.SGD(p, lr=LR, momentum=0.9, nesterov=True, **kw),
-            1,
             "SGD",
             {"momentum": 0.9, "nesterov": True},
         ),
-        BenchAlgorithm("adagrad", lambda p, **kw: fastoptim.Adagrad(p, lr=LR, **kw), 1, "Adagrad"),
-        BenchAlgorithm("rmsprop", lambda p, **kw: fastoptim.RMSprop(p, lr=LR, **kw), 1, "RMSprop"),
+        BenchAlgorithm("adagrad", lambda p, **kw: fastoptim.Adagrad(p, lr=LR, **kw), "Adagrad"),
+        BenchAlgorithm("rmsprop", lambda p, **kw: fastoptim.RMSprop(p, lr=LR, **kw), "RMSprop"),
         # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
         BenchAlgorithm(
             "lion",
             lambda p, **kw: fastoptim.Lion(p, lr=LR, weight_decay=0.1, **kw),
-            1,
             "Lion",
             {"weight_decay": 0.1},
         ),

@@ -26,6 +26,7 @@ import numpy as np
 
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
+from fastoptim.optim.buffer_views import flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
     Group,
@@ -268,9 +269,10 @@ class Optimizer:
         per-parameter ``state['step']``): no checks, no NaN/Inf policy, no clipping, and
         ``self.t`` is left alone. The caller has checked ``grad``; ``t`` >= 1.
         """
-        group, param, states = self._layer_segments[name]
-        scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[group]
-        self.kernel.variant_for(param)(param, grad, *states, *scalars)
+        view = self._layer_segments[name]
+        scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[view.group]
+        param = view.flat_param
+        self.kernel.variant_for(param)(param, grad, *view.kernel_states, *scalars)
 
     def learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""
@@ -419,12 +421,6 @@ class Optimizer:
         for key, state in self.state.items():
             check_writable(state.buffer, f"state[{key!r}]")
 
-    def _kernel_states(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-        """The state arrays in the kernel's order, a zero-length place-holder where these
-        options keep no buffer (RMSprop)."""
-        absent = np.empty(0, dtype=self.layout.dtype)
-        return tuple(absent if key is None else arrays[key] for key in self._state_order)
-
     # -- views of the buffers, made once ------------------------------------------------------
     @cached_property
     def _updated_names(self) -> tuple[str, ...]:
@@ -458,68 +454,17 @@ class Optimizer:
     def _flat_runs(self) -> list[FlatRun]:
         """The runs of neighbouring layers of one group (frozen ones left out). Made once:
         the buffers never move."""
-        group_of = {name: i for i, group in enumerate(self.groups) for name in group.names}
-        runs: list[list[Any]] = []
-        for name in self.layout.names:
-            group = group_of[name]
-            span = self.layout.span(name)
-            if self.groups[group].frozen:
-                continue
-            if runs and runs[-1][0] == group and runs[-1][3] == span.start:
-                runs[-1][1].append(name)
-                runs[-1][3] = span.stop
-            else:
-                runs.append([group, [name], span.start, span.stop])
-        buffers = {key: state.buffer for key, state in self.state.items()}
-        made = []
-        for group, names, start, stop in runs:
-            in_range = {key: buffer[start:stop] for key, buffer in buffers.items()}
-            sizes = [self.layout.sizes[self.layout.index(name)] for name in names]
-            made.append(
-                FlatRun(
-                    group,
-                    tuple(names),
-                    start,
-                    stop,
-                    start == 0 and stop == self.layout.size,
-                    self.params.buffer[start:stop],
-                    self._kernel_states(in_range),
-                    kernels.norm_block_bounds(sizes),
-                )
-            )
-        return made
+        return flat_runs(self.params, self.state, self.groups, self._state_order)
 
     @cached_property
     def _layer_views(self) -> list[LayerView]:
         """Every updated layer's views of the buffers, in layout order."""
-        group_of = {name: i for i, group in enumerate(self.groups) for name in group.names}
-        layers = []
-        for name in self.layout.names:
-            if self.groups[group_of[name]].frozen:
-                continue
-            param = self.params[self.params.prefix + name]
-            states = {key: state[name].ravel() for key, state in self.state.items()}
-            layers.append(
-                LayerView(
-                    group_of[name],
-                    name,
-                    param,
-                    param.ravel(),
-                    tuple(states.values()),
-                    self._kernel_states(states),
-                    kernels.norm_block_bounds([param.size]),
-                )
-            )
-        return layers
+        return layer_views(self.params, self.state, self.groups, self._state_order)
 
     @cached_property
-    def _layer_segments(self) -> dict[str, tuple[int, np.ndarray, tuple[np.ndarray, ...]]]:
-        """Per updated layer: its group, 1-D parameter view and state views in the kernel's
-        order (``update_layer``'s lookup)."""
-        return {
-            view.name: (view.group, view.flat_param, view.kernel_states)
-            for view in self._layer_views
-        }
+    def _layer_segments(self) -> dict[str, LayerView]:
+        """Each updated layer's views by name (``update_layer``'s lookup)."""
+        return {view.name: view for view in self._layer_views}
 
     def release_state(self) -> None:
         """Free the state buffers and every view of them (a sharded optimizer keeps the

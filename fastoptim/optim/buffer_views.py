@@ -1,0 +1,97 @@
+"""The views of an optimizer's buffers that its steps run on, made once (the buffers never
+move): runs of neighbouring layers of one group for flat gradients, one view per layer for
+a dict of gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from fastoptim import kernels
+from fastoptim.flat import FlatParams
+from fastoptim.optim.groups import ResolvedGroup
+from fastoptim.optim.step_records import FlatRun, LayerView
+
+StateOrder = Sequence[str | None]
+
+
+def kernel_states(
+    arrays: Mapping[str, np.ndarray], order: StateOrder, dtype: np.dtype
+) -> tuple[np.ndarray, ...]:
+    """The state arrays in the kernel's ``order``, a zero-length place-holder where the
+    options keep no buffer (None: RMSprop without momentum)."""
+    absent = np.empty(0, dtype=dtype)
+    return tuple(absent if key is None else arrays[key] for key in order)
+
+
+def _group_of(groups: Sequence[ResolvedGroup]) -> dict[str, int]:
+    return {name: i for i, group in enumerate(groups) for name in group.names}
+
+
+def flat_runs(
+    params: FlatParams,
+    state: Mapping[str, FlatParams],
+    groups: Sequence[ResolvedGroup],
+    order: StateOrder,
+) -> list[FlatRun]:
+    """The runs of neighbouring layers of one group in layout order, frozen ones left out."""
+    layout = params.layout
+    group_of = _group_of(groups)
+    runs: list[list[Any]] = []
+    for name in layout.names:
+        group = group_of[name]
+        span = layout.span(name)
+        if groups[group].frozen:
+            continue
+        if runs and runs[-1][0] == group and runs[-1][3] == span.start:
+            runs[-1][1].append(name)
+            runs[-1][3] = span.stop
+        else:
+            runs.append([group, [name], span.start, span.stop])
+    made = []
+    for group, names, start, stop in runs:
+        in_range = {key: buffers.buffer[start:stop] for key, buffers in state.items()}
+        sizes = [layout.sizes[layout.index(name)] for name in names]
+        made.append(
+            FlatRun(
+                group,
+                tuple(names),
+                start,
+                stop,
+                start == 0 and stop == layout.size,
+                params.buffer[start:stop],
+                kernel_states(in_range, order, layout.dtype),
+                kernels.norm_block_bounds(sizes),
+            )
+        )
+    return made
+
+
+def layer_views(
+    params: FlatParams,
+    state: Mapping[str, FlatParams],
+    groups: Sequence[ResolvedGroup],
+    order: StateOrder,
+) -> list[LayerView]:
+    """Every layer a step updates (frozen ones left out), in layout order."""
+    group_of = _group_of(groups)
+    layers = []
+    for name in params.layout.names:
+        if groups[group_of[name]].frozen:
+            continue
+        param = params[params.prefix + name]
+        states = {key: buffers[name].ravel() for key, buffers in state.items()}
+        layers.append(
+            LayerView(
+                group_of[name],
+                name,
+                param,
+                param.ravel(),
+                tuple(states.values()),
+                kernel_states(states, order, params.layout.dtype),
+                kernels.norm_block_bounds([param.size]),
+            )
+        )
+    return layers
