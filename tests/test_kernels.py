@@ -85,6 +85,14 @@ def test_every_kernel_has_exactly_one_signature_per_dtype_and_variant():
                 )
                 opt.step({"W1": grads["dW1"][::-1].copy()[::-1], "b1": grads["db1"]})
                 opt.step(opt.params.zeros_like())
+            # every registered algorithm's kernel, in both variants, whatever ran before
+            for algorithm in ALGORITHMS:
+                if algorithm.make_optimizer is None:
+                    continue
+                hp = algorithm.hyperparameter_sets[0]
+                opt = algorithm.make_optimizer({k: v.copy() for k, v in params.items()}, hp)
+                opt.step({"W1": grads["dW1"], "b1": grads["db1"]})  # read-only grad
+                opt.step(opt.params.zeros_like())
     for algorithm in ALGORITHMS:
         variants = algorithm.kernel.compiled_variants()
         assert {(dt, par) for dt, par in variants} >= {
@@ -183,3 +191,18 @@ def test_sgd_without_momentum_does_not_read_its_buffer():
     grads.buffer[:] = 1.0
     opt.step(grads)
     np.testing.assert_array_equal(params["w"], np.float32(1.0) - np.float32(0.5) * np.float32(1.1))
+
+
+@pytest.mark.parametrize(
+    "algorithm", [a for a in ALGORITHMS if a.make_optimizer], ids=lambda a: a.name
+)
+def test_each_scalar_function_returns_its_kernels_full_record(algorithm):
+    """The declaration's scalar function gives the kernel's own record, every field set:
+    the records are built from plain tuples (new_record), which checks no length."""
+    for hp in algorithm.hyperparameter_sets:
+        opt = algorithm.make_optimizer({"w": np.ones(3)}, hp)
+        for t in (1, 2, 50):
+            (record,) = opt.scalar_table(t, opt.learning_rates(t), 0.5)
+            assert type(record) is opt.kernel.scalars
+            assert len(record) == opt.kernel.n_scalars
+            assert all(isinstance(value, float) for value in record), record

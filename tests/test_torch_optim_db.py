@@ -41,7 +41,12 @@ from torch_sides import (  # noqa: E402
     weights,
 )
 
-CLASSES = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad")
+# every fastoptim.torch class that torch's optim_db has data for: a class added to
+# fastoptim.torch is driven by torch's own inputs and error inputs without another line here
+CLASSES = tuple(
+    name for name in fastoptim_torch.__all__ if name in {info.name for info in optim_db}
+)
+assert set(CLASSES) >= {"Adam", "AdamW", "SGD", "RMSprop", "Adagrad"}, CLASSES
 INFOS = {info.name: info for info in optim_db if info.name in CLASSES}
 STEPS = 12
 ROUND_TRIP_AT = 5  # the self round trip happens before this step

@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numba
 from numba import types
 
 from fastoptim.kernels.compiled import CompiledLoop
+
+R = TypeVar("R", bound=tuple)
+
+
+def new_record(record: type[R], values: tuple) -> R:
+    """``record(*values)`` for a NamedTuple ``record``, from its field values in order,
+    without the NamedTuple's Python-level ``__new__``: a step makes one scalar record per
+    group, and that ``__new__`` costs more than the rest of the record's scalars."""
+    return tuple.__new__(record, values)
 
 
 class KernelPiece(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastoptim import kernels
-from fastoptim.kernels import AdagradScalars
+from fastoptim.kernels import AdagradScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import check_nonnegative
@@ -14,11 +14,14 @@ def adagrad_scalars(
     settings: Settings, t: int, lr: float, weight_decay: float, grad_scale: float
 ) -> AdagradScalars:
     """Kernel scalars for step ``t``: the decayed rate ``lr / (1 + (t - 1) * lr_decay)``."""
-    return AdagradScalars(
-        -grad_scale if settings.maximize else grad_scale,
-        weight_decay,
-        lr / (1.0 + (t - 1) * settings.lr_decay),
-        settings.eps,
+    return new_record(
+        AdagradScalars,
+        (
+            -grad_scale if settings.maximize else grad_scale,
+            weight_decay,
+            lr / (1.0 + (t - 1) * settings.lr_decay),
+            settings.eps,
+        ),
     )
 
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import replace
 
 from fastoptim import kernels
-from fastoptim.kernels import AdamScalars
+from fastoptim.kernels import AdamScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import (
@@ -35,17 +35,20 @@ def adam_scalars(
     multiplies the gradient, folded with maximize's sign into one scalar.
     """
     beta1, beta2 = settings.betas
-    return AdamScalars(
-        -grad_scale if settings.maximize else grad_scale,
-        0.0 if decoupled else weight_decay,
-        1.0 - lr * weight_decay if decoupled else 1.0,
-        beta1,
-        1.0 - beta1,
-        beta2,
-        1.0 - beta2,
-        lr / (1.0 - beta1**t),
-        1.0 / math.sqrt(1.0 - beta2**t),
-        settings.eps,
+    return new_record(
+        AdamScalars,
+        (
+            -grad_scale if settings.maximize else grad_scale,
+            0.0 if decoupled else weight_decay,
+            1.0 - lr * weight_decay if decoupled else 1.0,
+            beta1,
+            1.0 - beta1,
+            beta2,
+            1.0 - beta2,
+            lr / (1.0 - beta1**t),
+            1.0 / math.sqrt(1.0 - beta2**t),
+            settings.eps,
+        ),
     )
 
 

@@ -83,14 +83,18 @@ def layer_views(
             continue
         param = params[params.prefix + name]
         states = {key: buffers[name].ravel() for key, buffers in state.items()}
+        flat_states = tuple(states.values())
+        in_kernel_order = kernel_states(states, order, params.layout.dtype)
+        same_order = tuple(order) == tuple(states)
         layers.append(
             LayerView(
                 group_of[name],
                 name,
+                (name,),
                 param,
                 param.ravel(),
-                tuple(states.values()),
-                kernel_states(states, order, params.layout.dtype),
+                flat_states,
+                flat_states if same_order else in_kernel_order,
                 kernels.norm_block_bounds([param.size]),
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastoptim.kernels import new_record
 from fastoptim.kernels.lion import LionScalars, lion_update
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
@@ -16,14 +17,17 @@ def lion_scalars(
     in float64; ``grad_scale`` (clipping) folded with maximize's sign. Lion has no bias
     correction: ``t`` is not used."""
     beta1, beta2 = settings.betas
-    return LionScalars(
-        -grad_scale if settings.maximize else grad_scale,
-        1.0 - lr * weight_decay,
-        beta1,
-        1.0 - beta1,
-        beta2,
-        1.0 - beta2,
-        lr,
+    return new_record(
+        LionScalars,
+        (
+            -grad_scale if settings.maximize else grad_scale,
+            1.0 - lr * weight_decay,
+            beta1,
+            1.0 - beta1,
+            beta2,
+            1.0 - beta2,
+            lr,
+        ),
     )
 
 

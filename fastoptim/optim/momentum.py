@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastoptim import kernels
-from fastoptim.kernels import MomentumScalars
+from fastoptim.kernels import MomentumScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import check_beta
@@ -16,7 +16,7 @@ def momentum_scalars(
     """Kernel scalars ``(grad_scale, beta, 1 - beta, lr)``; ``1 - beta`` is taken in float64.
     ``grad_scale`` (clipping) multiplies each gradient first; at 1 that is exact. The course
     form has no weight decay."""
-    return MomentumScalars(grad_scale, settings.beta, 1.0 - settings.beta, lr)
+    return new_record(MomentumScalars, (grad_scale, settings.beta, 1.0 - settings.beta, lr))
 
 
 MOMENTUM = Declaration(

@@ -115,7 +115,7 @@ class Optimizer:
         self.nonfinite = NonFiniteGuard(values["nonfinite"], values["max_consecutive_skips"])
         self.t: int = 0
         self.lr = values["lr"]  # checked by the setter
-        self.settings = self.declaration.checked_settings(values)
+        self._set_settings(self.declaration.checked_settings(values))
         self.kernel = self.declaration.kernel(self.settings)
         self._state_order = self.declaration.states(self.settings)
         self.state_names = self.declaration.state_names(self.settings)
@@ -149,14 +149,9 @@ class Optimizer:
         self.schedule: Callable[[int], float] | None = value if callable(value) else None
         self._lr = check_learning_rate(value(t), f"lr({t})") if callable(value) else value
 
-    @property
-    def settings(self) -> Settings:
-        """The hyper-parameters other than ``lr``, as the declaration's record."""
-        return self._settings
-
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        self._settings = settings
+    def _set_settings(self, settings: Settings) -> None:
+        """Take checked settings (a plain attribute: read on every step's path)."""
+        self.settings = settings
         self._decay = getattr(settings, "weight_decay", 0.0)  # the default group's
 
     @property
@@ -199,7 +194,8 @@ class Optimizer:
                 f"state buffers exist, so {'it' if len(fixed) == 1 else 'they'} cannot change "
                 f"(this optimizer: {now}); construct a new optimizer with the new value"
             )
-        self.lr, self.settings = lr, settings
+        self.lr = lr
+        self._set_settings(settings)
 
     # -- the stages of a step -----------------------------------------------------------------
     def step(self, grads: GradsLike, *, grad_scale: float = 1.0) -> None:
@@ -337,40 +333,35 @@ class Optimizer:
         if isinstance(grads, Mapping):
             if out is None:
                 out = np.zeros(self.layout.size, dtype=self.layout.dtype)
-            for view, grad in self.layer_gradients(grads):
-                out[self.layout.span(view.name)] = grad
+            for name, grad in self.layer_gradients(grads):
+                out[self.layout.span(name)] = grad
             return out
         raise TypeError(
             f"grads must be a FlatParams, a dict of arrays or a flat array; got {type(grads).__name__}"
         )
 
-    def layer_gradients(
-        self, grads: Mapping[str, np.ndarray]
-    ) -> list[tuple[LayerView, np.ndarray]]:
-        """Each updated layer's view and its checked 1-D gradient from a dict keyed like the
+    def layer_gradients(self, grads: Mapping[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """Each updated layer's name and checked 1-D gradient, from a dict keyed like the
         parameters or the course way (raises on a missing, stray or mismatched one)."""
-        prefix = grad_key_prefix(grads, self._updated_names, self.layout.names)
-        self._check_buffers_writable()
-        checked = []
-        for view in self._layer_views:
-            describe = partial(self._label, view.name, prefix)
-            grad = layer_grad(grads[prefix + view.name], view.param, describe)
-            check_no_shared_memory((view.flat_param, grad, *view.flat_states), describe)
-            checked.append((view, grad))
-        return checked
+        return [(piece.names[0], piece.grad) for piece in self._layer_pieces(grads)]
 
     def _layer_pieces(self, grads: Mapping[str, np.ndarray]) -> list[Piece]:
-        return [
-            Piece.of(
-                view.group,
-                (view.name,),
-                view.flat_param,
-                grad,
-                view.kernel_states,
-                view.norm_bounds,
-            )
-            for view, grad in self.layer_gradients(grads)
-        ]
+        """One checked piece per updated layer: the per-layer gradient validator."""
+        prefix = grad_key_prefix(grads, self._updated_names, self.layout.names)
+        self._check_buffers_writable()
+        new, pieces = tuple.__new__, []  # see Piece.of: one piece per layer, every step
+        # unpacked in the loop header: the fields of this module's own LayerView records, in
+        # their order (attribute reads cost more, once per field per layer per step)
+        for group, name, names, param, flat_param, flat_states, states, bounds in self._layer_views:
+            describe = partial(self._label, name, prefix)
+            grad = layer_grad(grads[prefix + name], param, describe)
+            arrays = (flat_param, grad, *states)
+            if states is flat_states:
+                check_no_shared_memory(arrays, describe)
+            else:  # place-holders in the kernel's order: check the buffers as messages name them
+                check_no_shared_memory((flat_param, grad, *flat_states), describe)
+            pieces.append(new(Piece, (group, names, flat_param, grad, states, bounds, arrays)))
+        return pieces
 
     def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:
         self._check_buffers_writable()
@@ -478,12 +469,12 @@ class Optimizer:
         # view would be an independent array. The settings record is made per declaration,
         # so it travels as a dict.
         state = {k: v for k, v in self.__dict__.items() if k not in CACHED_VIEWS}
-        state["_settings"] = dataclasses.asdict(self.settings)
+        state["settings"] = dataclasses.asdict(self.settings)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.settings = self.declaration.settings_type(**state["_settings"])
+        self._set_settings(self.declaration.settings_type(**state["settings"]))
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
         """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastoptim import kernels
-from fastoptim.kernels import RMSpropScalars
+from fastoptim.kernels import RMSpropScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import check_beta, check_flag, check_nonnegative
@@ -15,16 +15,19 @@ def rmsprop_scalars(
 ) -> RMSpropScalars:
     """Kernel scalars: the options as 1.0/0.0 flags decided in Python (a tiny momentum may
     round to 0 in float32, but torch keeps a buffer for any momentum != 0)."""
-    return RMSpropScalars(
-        -grad_scale if settings.maximize else grad_scale,
-        weight_decay,
-        settings.alpha,
-        1.0 - settings.alpha,
-        settings.eps,
-        1.0 if settings.centered else 0.0,
-        1.0 if settings.momentum != 0.0 else 0.0,
-        settings.momentum,
-        lr,
+    return new_record(
+        RMSpropScalars,
+        (
+            -grad_scale if settings.maximize else grad_scale,
+            weight_decay,
+            settings.alpha,
+            1.0 - settings.alpha,
+            settings.eps,
+            1.0 if settings.centered else 0.0,
+            1.0 if settings.momentum != 0.0 else 0.0,
+            settings.momentum,
+            lr,
+        ),
     )
 
 

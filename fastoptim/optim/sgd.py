@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastoptim import kernels
-from fastoptim.kernels import SGDScalars
+from fastoptim.kernels import SGDScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import check_flag, check_nonnegative
@@ -18,15 +18,18 @@ def sgd_scalars(
     dampening) * g``. ``grad_scale`` (clipping) is folded with maximize's sign."""
     momentum = settings.momentum
     first = t == 1 or momentum == 0.0
-    return SGDScalars(
-        -grad_scale if settings.maximize else grad_scale,
-        weight_decay,
-        0.0 if first else momentum,
-        1.0 if first else 1.0 - settings.dampening,
-        1.0 if momentum != 0.0 else 0.0,  # without momentum torch keeps no buffer
-        1.0 if settings.nesterov else 0.0,
-        momentum,
-        lr,
+    return new_record(
+        SGDScalars,
+        (
+            -grad_scale if settings.maximize else grad_scale,
+            weight_decay,
+            0.0 if first else momentum,
+            1.0 if first else 1.0 - settings.dampening,
+            1.0 if momentum != 0.0 else 0.0,  # without momentum torch keeps no buffer
+            1.0 if settings.nesterov else 0.0,
+            momentum,
+            lr,
+        ),
     )
 
 

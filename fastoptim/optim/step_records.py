@@ -31,7 +31,10 @@ class Piece(NamedTuple):
         norm_bounds: np.ndarray,
     ) -> Piece:
         """The piece of these arrays, with ``arrays`` made from them."""
-        return cls(group, names, param, grad, states, norm_bounds, (param, grad, *states))
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: a dict of gradients
+        # makes one piece per layer on every step
+        arrays = (param, grad, *states)
+        return tuple.__new__(cls, (group, names, param, grad, states, norm_bounds, arrays))
 
 
 class FlatRun(NamedTuple):
@@ -52,8 +55,10 @@ class LayerView(NamedTuple):
 
     group: int
     name: str
+    names: tuple[str, ...]  # (name,), as a Piece names its layers
     param: np.ndarray  # shaped like the layer
     flat_param: np.ndarray  # 1-D
     flat_states: tuple[np.ndarray, ...]  # 1-D, in state order (as messages name them)
-    kernel_states: tuple[np.ndarray, ...]  # 1-D, in the kernel's order
+    kernel_states: tuple[np.ndarray, ...]  # 1-D, in the kernel's order (flat_states itself
+    # when that is the same)
     norm_bounds: np.ndarray
