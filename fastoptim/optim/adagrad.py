@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastoptim import kernels
 from fastoptim.kernels import AdagradScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
-from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
-from fastoptim.optim.hyperparameters import check_nonnegative
+from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -29,12 +28,10 @@ ADAGRAD = Declaration(
     name="Adagrad",
     hyperparameters=(
         shared.learning_rate(1e-2),
-        HyperParameter("lr_decay", 0.0, check_nonnegative, ":math:`\\delta` >= 0."),
+        shared.nonnegative("lr_decay", ":math:`\\delta` >= 0."),
         shared.L2_WEIGHT_DECAY,
-        HyperParameter(
+        shared.nonnegative(
             "initial_accumulator_value",
-            0.0,
-            check_nonnegative,
             ":math:`s_0` >= 0, the starting value of ``state['sum']``.",
         ),
         shared.epsilon(1e-10),

@@ -9,11 +9,7 @@ from fastoptim import kernels
 from fastoptim.kernels import AdamScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
-from fastoptim.optim.hyperparameters import (
-    check_betas,
-    check_flag,
-    check_nonnegative,
-)
+from fastoptim.optim.hyperparameters import check_betas, check_flag
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -66,10 +62,8 @@ ADAM = Declaration(
             "betas", (0.9, 0.999), check_betas, "Decay rates of the two moments, each in [0, 1)."
         ),
         shared.epsilon(1e-8),
-        HyperParameter(
+        shared.nonnegative(
             "weight_decay",
-            0.0,
-            check_nonnegative,
             "L2 penalty >= 0 added to the gradient (Adam), or the decoupled decay of the "
             "parameter, :math:`\\theta \\leftarrow (1 - \\eta \\lambda) \\theta` (AdamW).",
         ),

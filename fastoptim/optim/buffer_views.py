@@ -5,7 +5,7 @@ a dict of gradients."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,13 +30,19 @@ def _group_of(groups: Sequence[ResolvedGroup]) -> dict[str, int]:
     return {name: i for i, group in enumerate(groups) for name in group.names}
 
 
-def flat_runs(
-    params: FlatParams,
-    state: Mapping[str, FlatParams],
-    groups: Sequence[ResolvedGroup],
-    order: StateOrder,
-) -> list[FlatRun]:
+class Buffers(NamedTuple):
+    """What the views are views of: an optimizer's parameters and state, its groups and the
+    kernel's order of the state buffers."""
+
+    params: FlatParams
+    state: Mapping[str, FlatParams]
+    groups: Sequence[ResolvedGroup]
+    order: StateOrder
+
+
+def flat_runs(buffers: Buffers) -> list[FlatRun]:
     """The runs of neighbouring layers of one group in layout order, frozen ones left out."""
+    params, state, groups, order = buffers
     layout = params.layout
     group_of = _group_of(groups)
     runs: list[list[Any]] = []
@@ -52,7 +58,7 @@ def flat_runs(
             runs.append([group, [name], span.start, span.stop])
     made = []
     for group, names, start, stop in runs:
-        in_range = {key: buffers.buffer[start:stop] for key, buffers in state.items()}
+        in_range = {key: flat.buffer[start:stop] for key, flat in state.items()}
         sizes = [layout.sizes[layout.index(name)] for name in names]
         made.append(
             FlatRun(
@@ -69,20 +75,16 @@ def flat_runs(
     return made
 
 
-def layer_views(
-    params: FlatParams,
-    state: Mapping[str, FlatParams],
-    groups: Sequence[ResolvedGroup],
-    order: StateOrder,
-) -> list[LayerView]:
+def layer_views(buffers: Buffers) -> list[LayerView]:
     """Every layer a step updates (frozen ones left out), in layout order."""
+    params, state, groups, order = buffers
     group_of = _group_of(groups)
     layers = []
     for name in params.layout.names:
         if groups[group_of[name]].frozen:
             continue
         param = params[params.prefix + name]
-        states = {key: buffers[name].ravel() for key, buffers in state.items()}
+        states = {key: flat[name].ravel() for key, flat in state.items()}
         flat_states = tuple(states.values())
         in_kernel_order = kernel_states(states, order, params.layout.dtype)
         same_order = tuple(order) == tuple(states)

@@ -6,7 +6,7 @@ from fastoptim.kernels import new_record
 from fastoptim.kernels.lion import LionScalars, lion_update
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
-from fastoptim.optim.hyperparameters import check_betas, check_nonnegative
+from fastoptim.optim.hyperparameters import check_betas
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -42,10 +42,8 @@ LION = Declaration(
             "``(beta1, beta2)``: the interpolation whose sign is the step, and the decay of "
             "the momentum, each in [0, 1).",
         ),
-        HyperParameter(
+        shared.nonnegative(
             "weight_decay",
-            0.0,
-            check_nonnegative,
             "Decoupled decay :math:`\\lambda` >= 0: the parameter is scaled by "
             ":math:`1 - \\eta \\lambda` first, as in AdamW.",
         ),

@@ -26,7 +26,7 @@ import numpy as np
 
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
-from fastoptim.optim.buffer_views import flat_runs, layer_views
+from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
     Group,
@@ -445,12 +445,12 @@ class Optimizer:
     def _flat_runs(self) -> list[FlatRun]:
         """The runs of neighbouring layers of one group (frozen ones left out). Made once:
         the buffers never move."""
-        return flat_runs(self.params, self.state, self.groups, self._state_order)
+        return flat_runs(Buffers(self.params, self.state, self.groups, self._state_order))
 
     @cached_property
     def _layer_views(self) -> list[LayerView]:
         """Every updated layer's views of the buffers, in layout order."""
-        return layer_views(self.params, self.state, self.groups, self._state_order)
+        return layer_views(Buffers(self.params, self.state, self.groups, self._state_order))
 
     @cached_property
     def _layer_segments(self) -> dict[str, LayerView]:

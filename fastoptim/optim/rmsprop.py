@@ -6,7 +6,7 @@ from fastoptim import kernels
 from fastoptim.kernels import RMSpropScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
-from fastoptim.optim.hyperparameters import check_beta, check_flag, check_nonnegative
+from fastoptim.optim.hyperparameters import check_beta, check_flag
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -44,10 +44,8 @@ RMSPROP = Declaration(
         ),
         shared.epsilon(1e-8),
         shared.L2_WEIGHT_DECAY,
-        HyperParameter(
+        shared.nonnegative(
             "momentum",
-            0.0,
-            check_nonnegative,
             "Momentum :math:`\\mu` >= 0; on or off decides whether "
             "``state['momentum_buffer']`` exists.",
             decides_state=True,

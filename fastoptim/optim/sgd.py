@@ -6,7 +6,7 @@ from fastoptim import kernels
 from fastoptim.kernels import SGDScalars, new_record
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
-from fastoptim.optim.hyperparameters import check_flag, check_nonnegative
+from fastoptim.optim.hyperparameters import check_flag
 from fastoptim.optim.optimizer import Optimizer
 
 
@@ -42,13 +42,11 @@ SGD_DECLARATION = Declaration(
     name="SGD",
     hyperparameters=(
         shared.learning_rate(1e-3),
-        HyperParameter(
+        shared.nonnegative(
             "momentum",
-            0.0,
-            check_nonnegative,
             "Momentum :math:`\\mu` >= 0; ``state['momentum_buffer']`` holds :math:`b`.",
         ),
-        HyperParameter("dampening", 0.0, check_nonnegative, "Dampening :math:`\\tau` >= 0."),
+        shared.nonnegative("dampening", "Dampening :math:`\\tau` >= 0."),
         shared.L2_WEIGHT_DECAY,
         HyperParameter(
             "nesterov",

@@ -32,3 +32,8 @@ def epsilon(default: float) -> HyperParameter:
     return HyperParameter(
         "eps", default, check_epsilon, "Added to the denominator, finite and > 0."
     )
+
+
+def nonnegative(name: str, doc: str, decides_state: bool = False) -> HyperParameter:
+    """A finite number >= 0 with default 0 (momentum, dampening, decays)."""
+    return HyperParameter(name, 0.0, check_nonnegative, doc, decides_state=decides_state)
