@@ -14,9 +14,10 @@ from fastoptim.optim.momentum import MOMENTUM, momentum_scalars
 
 
 @functools.lru_cache(maxsize=8)
-def _settings(beta: float):
-    """Momentum's settings record for the course's beta (a course run keeps it fixed)."""
-    return MOMENTUM.settings(beta=beta)
+def _scalars(beta: float, learning_rate: float):
+    """The kernel's scalars for the course's arguments: Momentum's do not depend on the step,
+    and a course run keeps them fixed, so each pair is worked out once."""
+    return momentum_scalars(MOMENTUM.settings(beta=beta), 1, learning_rate, 0.0, 1.0)
 
 
 def initialize_velocity(parameters: Mapping[str, np.ndarray]) -> MutableMapping[str, np.ndarray]:
@@ -57,7 +58,5 @@ def update_parameters_with_momentum(
     beta = check_beta(beta, "beta")
     learning_rate = check_learning_rate(learning_rate, "learning_rate")
     segments = course_segments(parameters, grads, [(v, "v")])
-    kernels.momentum_update.run(
-        segments, momentum_scalars(_settings(beta), 1, learning_rate, 0.0, 1.0)
-    )
+    kernels.momentum_update.run(segments, _scalars(beta, learning_rate))
     return parameters, v

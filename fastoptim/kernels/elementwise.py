@@ -4,21 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 import numba
 from numba import types
 
 from fastoptim.kernels.compiled import CompiledLoop
 
-R = TypeVar("R", bound=tuple)
-
-
-def new_record(record: type[R], values: tuple) -> R:
-    """``record(*values)`` for a NamedTuple ``record``, from its field values in order,
-    without the NamedTuple's Python-level ``__new__``: a step makes one scalar record per
-    group, and that ``__new__`` costs more than the rest of the record's scalars."""
-    return tuple.__new__(record, values)
+# new_record(Record, values): the NamedTuple ``Record(*values)`` from its field values in
+# order, without the NamedTuple's Python-level __new__ (tuple.__new__ itself, a C call): a step
+# makes one scalar record per group, and that __new__ costs more than the rest of the record's
+# scalars (270 ns against 90). It checks no length: a test checks every scalar function's.
+new_record: Any = tuple.__new__
 
 
 class KernelPiece(Protocol):
