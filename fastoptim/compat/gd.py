@@ -8,7 +8,6 @@ import numpy as np
 
 from fastoptim import kernels
 from fastoptim.compat.course_dicts import course_segments
-from fastoptim.kernels import GDScalars
 from fastoptim.optim.hyperparameters import check_learning_rate
 
 
@@ -23,5 +22,5 @@ def update_parameters_with_gd(
     """
     learning_rate = check_learning_rate(learning_rate, "learning_rate")
     segments = course_segments(parameters, grads, [])
-    kernels.gd_update.run(segments, GDScalars(learning_rate))
+    kernels.gd_update.run(segments, (learning_rate,))  # GDScalars' one field
     return parameters
