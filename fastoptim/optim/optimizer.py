@@ -29,7 +29,6 @@ from fastoptim.flat import FlatParams, flatten
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
-    Group,
     ResolvedGroup,
     layer_order,
     resolve_groups,
@@ -562,4 +561,4 @@ def _as_flat_params(params: object, order: list[str]) -> FlatParams:
     return flat
 
 
-__all__ = ["CACHED_VIEWS", "GradsLike", "Group", "Optimizer", "Piece"]
+__all__ = ["CACHED_VIEWS", "GradsLike", "Optimizer", "Piece"]
