@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ class BenchAlgorithm:
     course: bool = False  # has a course drop-in (course dicts, numpy reference)
     deepspeed_options: dict[str, Any] | None = None  # DeepSpeedCPUAdam(**options), if any
 
-    @property
+    @cached_property
     def n_state(self) -> int:
         """State buffers: a step reads 2 + n_state arrays and writes 1 + n_state. Read
         from the algorithm's declaration, for the settings ``make`` uses."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, MutableMapping
 
 import numpy as np
@@ -16,17 +17,11 @@ from fastoptim.optim.hyperparameters import (
     check_step,
 )
 
-# Adam's settings record for the last course arguments seen (a course run keeps them fixed)
-_last_settings: dict[tuple[float, float, float], object] = {}
 
-
+@functools.lru_cache(maxsize=8)
 def _settings(beta1: float, beta2: float, epsilon: float):
-    key = (beta1, beta2, epsilon)
-    settings = _last_settings.get(key)
-    if settings is None:
-        _last_settings.clear()
-        settings = _last_settings[key] = ADAM.settings(betas=(beta1, beta2), eps=epsilon)
-    return settings
+    """Adam's settings record for the course's arguments (a course run keeps them fixed)."""
+    return ADAM.settings(betas=(beta1, beta2), eps=epsilon)
 
 
 def initialize_adam(

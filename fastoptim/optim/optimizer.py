@@ -26,6 +26,7 @@ import numpy as np
 
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
+from fastoptim.kernels import new_record
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
@@ -348,7 +349,7 @@ class Optimizer:
         """One checked piece per updated layer: the per-layer gradient validator."""
         prefix = grad_key_prefix(grads, self._updated_names, self.layout.names)
         self._check_buffers_writable()
-        new, pieces = tuple.__new__, []  # see Piece.of: one piece per layer, every step
+        pieces = []  # one piece per layer on every step: new_record, as Piece.of
         # unpacked in the loop header: the fields of this module's own LayerView records, in
         # their order (attribute reads cost more, once per field per layer per step)
         for group, name, names, param, flat_param, flat_states, states, bounds in self._layer_views:
@@ -359,7 +360,9 @@ class Optimizer:
                 check_no_shared_memory(arrays, describe)
             else:  # place-holders in the kernel's order: check the buffers as messages name them
                 check_no_shared_memory((flat_param, grad, *flat_states), describe)
-            pieces.append(new(Piece, (group, names, flat_param, grad, states, bounds, arrays)))
+            pieces.append(
+                new_record(Piece, (group, names, flat_param, grad, states, bounds, arrays))
+            )
         return pieces
 
     def _flat_pieces(self, grad: np.ndarray) -> list[Piece]:

@@ -50,7 +50,8 @@ def layer_segment(
     if type(param) is np.ndarray and is_float_dtype(param.dtype) and _fits(param, grad, states):
         arrays = (param, cast(np.ndarray, grad), *cast(Sequence[np.ndarray], states))
         check_no_shared_memory(arrays, describe)
-        return (param.ravel(), layer_grad(grad, param, describe), *[a.ravel() for a in arrays[2:]])
+        # _fits checked the gradient as layer_grad would: only its 1-D view is left
+        return (param.ravel(), _kernel_grad(arrays[1]), *[a.ravel() for a in arrays[2:]])
     return _checked_layer_segment(param, grad, states, describe)
 
 

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastoptim.kernels import new_record
+
 
 class Piece(NamedTuple):
     """What one kernel call of a step updates: a layer, or a run of neighbouring layers of
@@ -31,10 +33,8 @@ class Piece(NamedTuple):
         norm_bounds: np.ndarray,
     ) -> Piece:
         """The piece of these arrays, with ``arrays`` made from them."""
-        # tuple.__new__ skips the NamedTuple's Python-level __new__: a dict of gradients
-        # makes one piece per layer on every step
         arrays = (param, grad, *states)
-        return tuple.__new__(cls, (group, names, param, grad, states, norm_bounds, arrays))
+        return new_record(cls, (group, names, param, grad, states, norm_bounds, arrays))
 
 
 class FlatRun(NamedTuple):
