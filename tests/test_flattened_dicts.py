@@ -81,12 +81,18 @@ def test_gradients_of_another_model_are_still_refused_after_flattening():
 
 
 def test_only_a_few_models_are_remembered():
+    # The models stay alive: a dead model's dict may hand its id to the next one, whose
+    # record then replaces the dead one's (records are kept by the dict's id).
+    models = []
     for seed in range(3 * flattened_dicts.MODELS_KEPT):
-        parameters = random_parameters(SHAPES, seed=seed)
+        models.append(random_parameters(SHAPES, seed=seed))
         fastoptim.update_parameters_with_gd(
-            parameters, random_grads(SHAPES, np.random.default_rng(0)), 0.1
+            models[-1], random_grads(SHAPES, np.random.default_rng(0)), 0.1
         )
     assert flattened_dicts.remembered() == flattened_dicts.MODELS_KEPT
+    # The newest are the ones remembered: they still take the flat path.
+    assert flattened_dicts.flattened(models[-1], ()) is not None
+    assert flattened_dicts.flattened(models[0], ()) is None
 
 
 def test_view_gradients_take_the_long_way_without_flattening_again():
