@@ -33,6 +33,7 @@ from fastoptim.optim import (
     Optimizer,
     RMSprop,
 )
+from fastoptim.optim.state_dtypes import convert_state_dtype
 from fastoptim.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -62,6 +63,7 @@ __all__ = [
     "NonFiniteGradientError",
     "Optimizer",
     "RMSprop",
+    "convert_state_dtype",
     "flatten",
     "get_num_threads",
     "initialize_adam",

@@ -100,8 +100,11 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     for key, flat in states.items():
         state[key] = {}
         if key in optimizer.state:
-            _check_flat(flat, target, f"{path}: state {key!r}")
-            views = FlatParams(saved_layout, flat)
+            # the state's dtype may be a stored one (bfloat16 codes): load_state_dict checks
+            # it against this optimizer's state_dtype, and says how to convert
+            _check_flat(flat, target, f"{path}: state {key!r}", any_dtype=True)
+            stored = None if flat.dtype == saved_layout.dtype else flat.dtype
+            views = FlatParams(saved_layout, flat, stored_dtype=stored)
             state[key] = {name: views[name] for name in saved_layout.names}
     state_dict = {
         "algorithm": manifest.get("algorithm"),
@@ -159,8 +162,8 @@ def _read(path: str) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]
     return manifest, params, states
 
 
-def _check_flat(array: np.ndarray, target: np.ndarray, label: str) -> None:
-    if array.shape != target.shape or array.dtype != target.dtype:
+def _check_flat(array: np.ndarray, target: np.ndarray, label: str, any_dtype: bool = False) -> None:
+    if array.shape != target.shape or (array.dtype != target.dtype and not any_dtype):
         raise CheckpointError(
             f"{label} is a {array.dtype} array of shape {array.shape}; this optimizer's "
             f"buffers are {target.dtype} of shape {target.shape} (another model or dtype)"

@@ -69,6 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
         settle_seconds=args.settle_ms / 1e3,
         only=args.only,
         progress=not args.no_progress,
+        state_dtype=args.state_dtype,
     )
     command = "python -m fastoptim bench " + " ".join(sys.argv[2:])
     if args.json:
@@ -146,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 1e5,1e6,1e7,1e8,10000x1000,course)",
     )
     bench.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    bench.add_argument(
+        "--state-dtype",
+        choices=["bfloat16"],
+        default=None,
+        help="fastoptim's state dtype (default: the parameters'); the table adds fastoptim "
+        "with float32 state and the roof of the smaller state",
+    )
     bench.add_argument("--threads", type=_comma_list(int), default=None, help="e.g. 1,2")
     bench.add_argument("--budget", type=float, default=8.0, help="seconds per table (default 8)")
     bench.add_argument(

@@ -78,6 +78,14 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
     "nesterov": (ErrorInput("nesterov 1", {"nesterov": 1}, TypeError, "nesterov must be True"),),
     "centered": (ErrorInput("centered 1", {"centered": 1}, TypeError, "centered must be True"),),
     "maximize": (ErrorInput("maximize 1", {"maximize": 1}, TypeError, "maximize must be True"),),
+    "state_dtype": (
+        ErrorInput(
+            "unknown state_dtype", {"state_dtype": "int4"}, ValueError, "state_dtype must be one of"
+        ),
+        ErrorInput(
+            "state_dtype a dtype", {"state_dtype": np.uint16}, ValueError, "state_dtype must"
+        ),
+    ),
     "max_grad_norm": (
         ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
     ),

@@ -115,14 +115,17 @@ def test_the_state_dict_goes_both_ways_with_lion_pytorch():
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD", "RMSprop", "Adagrad"])
 def test_each_declaration_matches_torchs_signature(name):
-    """Every declared hyper-parameter is torch's argument of that name with torch's default,
-    and the generated signature lists them in torch's order."""
+    """Every declared hyper-parameter torch has (all but fastoptim's own options, such as
+    state_dtype) is torch's argument of that name with torch's default, and the generated
+    signature lists them in torch's order."""
     theirs = inspect.signature(getattr(torch.optim, name)).parameters
-    declared = getattr(fastoptim, name).declaration.hyperparameters
+    every = getattr(fastoptim, name).declaration.hyperparameters
+    declared = tuple(hp for hp in every if hp.in_torch)
+    assert [hp.name for hp in every if not hp.in_torch] == ["state_dtype"]
     for hp in declared:
         assert hp.torch_key in theirs, f"torch.optim.{name} has no {hp.torch_key}"
         assert theirs[hp.torch_key].default == hp.default, hp.name
     torch_order = [n for n in theirs if n in {hp.torch_key for hp in declared}]
     assert [hp.torch_key for hp in declared] == torch_order
     ours = list(inspect.signature(getattr(fastoptim, name)).parameters)
-    assert ours[: len(declared) + 1] == ["params", *(hp.name for hp in declared)]
+    assert ours[: len(every) + 1] == ["params", *(hp.name for hp in every)]

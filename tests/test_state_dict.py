@@ -69,6 +69,7 @@ def test_state_dict_contents():
         "weight_decay": 0.0,
         "amsgrad": False,
         "maximize": False,
+        "state_dtype": "float32",
         "max_grad_norm": None,
     }
     assert sd["t"] == 1

@@ -27,10 +27,11 @@ def run(
     only: list[str] | None = None,
     progress: bool = True,
     echo=print,
+    state_dtype: str | None = None,
 ) -> list[dict[str, Any]]:
     """Measure every (algorithm, model, thread count); print each table as it completes."""
     problems = [
-        Problem(algorithm, model, model_shapes(model), np.dtype(dtype), n_threads)
+        Problem(algorithm, model, model_shapes(model), np.dtype(dtype), n_threads, state_dtype)
         for n_threads in thread_counts
         for algorithm in algorithms
         for model in models

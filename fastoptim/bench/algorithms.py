@@ -36,11 +36,6 @@ class BenchAlgorithm:
         probe = self.make({"w": np.zeros(1)})
         return len(probe.declaration.state_names(probe.settings))
 
-    @property
-    def traffic(self) -> tuple[int, int]:
-        """Arrays read and written per element by one step."""
-        return 2 + self.n_state, 1 + self.n_state
-
 
 ALGORITHMS = {
     a.name: a

@@ -51,10 +51,28 @@ class FastoptimFlat(Contender):
         self.grads = self.params.zeros_like(prefix="d")
         for key, value in grads.items():
             self.grads[key] = value
-        self.optimizer = problem.spec.make(self.params, nonfinite=self.nonfinite)
+        self.optimizer = problem.spec.make(
+            self.params, nonfinite=self.nonfinite, **self.options(problem)
+        )
+
+    def options(self, problem: Problem) -> dict[str, Any]:
+        return problem.options()
 
     def step(self) -> None:
         self.optimizer.step(self.grads)
+
+
+class FastoptimFullPrecision(FastoptimFlat):
+    """The same optimizer with its state in the parameters' dtype, beside a row of
+    low-precision state: what storing fewer bits gains."""
+
+    name = "fastoptim float32 state"
+
+    def available(self, problem: Problem) -> str | None:
+        return None if problem.low_precision else "runs beside low-precision state only"
+
+    def options(self, problem: Problem) -> dict[str, Any]:
+        return {}
 
 
 class FastoptimGuarded(FastoptimFlat):
@@ -76,7 +94,7 @@ class KernelAlone(FastoptimFlat):
         optimizer = self.optimizer
         (piece,) = optimizer.plan(self.grads)  # one piece: no groups
         scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]
-        segment = (piece.param, piece.grad, *piece.states)
+        segment = piece.arrays  # (param, grad, *states[, offset])
         self.call = direct_call(optimizer.kernel, segment, scalars)
 
     def step(self) -> None:
@@ -88,6 +106,8 @@ class CourseDicts(Contender):
     module: ModuleType = fastoptim
 
     def available(self, problem: Problem) -> str | None:
+        if problem.low_precision:
+            return "the course functions keep their state in the parameters' dtype"
         return None if problem.spec.course else "only Adam and Momentum have course functions"
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
@@ -109,10 +129,15 @@ class Roof(Contender):
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         n_state = problem.spec.n_state
-        self.kernel = kernels.roof.FOR_STATES[n_state]
         params = fastoptim.flatten(parameters)
-        buffers = (params.buffer, *(params.zeros_like().buffer for _ in range(1 + n_state)))
-        self.call = direct_call(self.kernel, buffers, ())
+        grad = params.zeros_like().buffer
+        if problem.low_precision:  # 16-bit state: its traffic, as uint16 additions
+            self.kernel = kernels.roof.STORED_FOR_STATES[n_state]
+            states = [np.zeros(params.layout.size, np.uint16) for _ in range(n_state)]
+        else:
+            self.kernel = kernels.roof.FOR_STATES[n_state]
+            states = [params.zeros_like().buffer for _ in range(n_state)]
+        self.call = direct_call(self.kernel, (params.buffer, grad, *states), ())
 
     def step(self) -> None:
         self.call()
@@ -275,7 +300,7 @@ class DeepSpeed(Contender):
         self.optimizer.step()
 
 
-def direct_call(kernel: kernels.ElementwiseUpdate, segment: tuple, values: tuple):
+def direct_call(kernel: kernels.UpdateLoop, segment: tuple, values: tuple):
     """A no-argument function that calls the compiled variant ``kernel.run`` would pick."""
     compiled = kernel.variant_for(segment[0])
     arguments = (*segment, *values)
@@ -307,6 +332,7 @@ def torch_parameters(problem: Problem, parameters: Arrays, grads: Arrays) -> lis
 def all_contenders() -> list[Contender]:
     return [
         FastoptimFlat(),
+        FastoptimFullPrecision(),
         FastoptimGuarded(),
         KernelAlone(),
         CourseDicts(),

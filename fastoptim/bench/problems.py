@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastoptim.bench.algorithms import ALGORITHMS, BenchAlgorithm
+from fastoptim.optim import state_dtypes
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Problem:
     shapes: tuple[tuple[str, tuple[int, ...]], ...]
     dtype: np.dtype
     threads: int
+    state_dtype: str | None = None  # None: the parameters' dtype (torch's)
 
     @property
     def elements(self) -> int:
@@ -27,9 +29,28 @@ class Problem:
         return ALGORITHMS[self.algorithm]
 
     @property
+    def state_itemsize(self) -> int:
+        """Bytes per element of each state buffer (2 for bfloat16 state)."""
+        if self.state_dtype is None:
+            return self.dtype.itemsize
+        stored = state_dtypes.stored_dtype(self.state_dtype)
+        return (stored or np.dtype(self.state_dtype)).itemsize
+
+    @property
+    def low_precision(self) -> bool:
+        """Whether the state is stored in fewer bits than the parameters."""
+        return self.state_itemsize < self.dtype.itemsize
+
+    @property
     def bytes_per_step(self) -> int:
-        reads, writes = self.spec.traffic
-        return (reads + writes) * self.elements * self.dtype.itemsize
+        """Read p, g and each state; write p and each state."""
+        n_state = self.spec.n_state
+        per_element = 3 * self.dtype.itemsize + 2 * n_state * self.state_itemsize
+        return per_element * self.elements
+
+    def options(self) -> dict[str, str]:
+        """The options fastoptim's rows are made with (the state dtype, when one is set)."""
+        return {} if self.state_dtype is None else {"state_dtype": self.state_dtype}
 
     def inputs(self, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Parameters keyed ``'W1'`` and small gradients keyed ``'dW1'``, in ``dtype``."""

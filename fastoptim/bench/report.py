@@ -29,6 +29,7 @@ def rows_for(problem: Problem, timings: list[Timing], rounds: int) -> list[dict[
                 "elements": problem.elements,
                 "layers": len(problem.shapes),
                 "dtype": problem.dtype.name,
+                "state_dtype": problem.state_dtype or problem.dtype.name,
                 "threads": problem.threads,
                 "implementation": timing.name,
                 "rounds": rounds,
@@ -61,8 +62,13 @@ def format_problem(rows: list[dict[str, Any]]) -> str:
     first = rows[0]
     lines = [
         f"{first['algorithm'].capitalize()}, model {first['model']}: {first['elements']:,} "
-        f"elements in {first['layers']:,} layers, {first['dtype']}, {first['threads']} "
-        f"thread(s), median of {first['rounds']} interleaved rounds",
+        f"elements in {first['layers']:,} layers, {first['dtype']}"
+        + (
+            f" ({first['state_dtype']} state: GB/s and the roof count its bytes)"
+            if first["state_dtype"] != first["dtype"]
+            else ""
+        )
+        + f", {first['threads']} thread(s), median of {first['rounds']} interleaved rounds",
         f"  {'implementation':<24}{'ms/step':>10}{'ns/elem':>9}{'GB/s':>8}{'% roof':>8}"
         f"{'fastoptim speed-up':>20}",
     ]

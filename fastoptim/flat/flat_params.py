@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 import numpy as np
 
 from fastoptim.dtypes import float_dtype
-from fastoptim.flat.layout import Layout
+from fastoptim.flat.layout import Layout, aligned_empty
 
 
 class FlatParams(MutableMapping):
@@ -28,22 +28,32 @@ class FlatParams(MutableMapping):
     prefix : str
         Put before every layer name to form the keys: ``"d"`` keys gradients and optimizer
         state the way the course does (``'dW1'``, ``'db1'``).
+    stored_dtype : dtype, optional
+        The buffer's dtype where it is not the layout's: optimizer state stored in fewer
+        bits (bfloat16 bit patterns in uint16).
     """
 
     __slots__ = ("_views", "buffer", "layout", "prefix")
 
-    def __init__(self, layout: Layout, buffer: np.ndarray | None = None, prefix: str = "") -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        buffer: np.ndarray | None = None,
+        prefix: str = "",
+        stored_dtype: np.dtype | None = None,
+    ) -> None:
+        dtype = layout.dtype if stored_dtype is None else np.dtype(stored_dtype)
         if buffer is None:
-            buffer = layout.zeros()
+            buffer = layout.zeros() if stored_dtype is None else aligned_zeros(layout.size, dtype)
         elif not (
             isinstance(buffer, np.ndarray)
             and buffer.ndim == 1
             and buffer.size == layout.size
-            and buffer.dtype == layout.dtype
+            and buffer.dtype == dtype
             and buffer.flags.c_contiguous
         ):
             raise ValueError(
-                f"FlatParams buffer must be a C-contiguous 1-D {layout.dtype} array of "
+                f"FlatParams buffer must be a C-contiguous 1-D {dtype} array of "
                 f"{layout.size} elements; got {_describe(buffer)}"
             )
         self.layout = layout
@@ -127,9 +137,14 @@ class FlatParams(MutableMapping):
 
     def copy(self) -> FlatParams:
         """A FlatParams with the same layout and keys and its own copy of the buffer."""
-        buffer = self.layout.zeros()
+        buffer = aligned_zeros(self.layout.size, self.buffer.dtype)
         np.copyto(buffer, self.buffer)
-        return FlatParams(self.layout, buffer, self.prefix)
+        return FlatParams(self.layout, buffer, self.prefix, self.stored_dtype)
+
+    @property
+    def stored_dtype(self) -> np.dtype | None:
+        """The buffer's dtype where it is not the layout's, else None."""
+        return None if self.buffer.dtype == self.layout.dtype else self.buffer.dtype
 
     def __copy__(self) -> FlatParams:
         return self.copy()
@@ -148,9 +163,10 @@ class FlatParams(MutableMapping):
 
 def _rebuild(described: dict, buffer: np.ndarray, prefix: str) -> FlatParams:
     layout = Layout(described["names"], described["shapes"], described["dtype"])
-    aligned = layout.zeros()
+    aligned = aligned_zeros(layout.size, buffer.dtype)
     np.copyto(aligned, buffer)
-    return FlatParams(layout, aligned, prefix)
+    stored = None if buffer.dtype == layout.dtype else buffer.dtype
+    return FlatParams(layout, aligned, prefix, stored)
 
 
 def flatten(parameters: Mapping, dtype: object = None) -> FlatParams:
@@ -211,3 +227,10 @@ def _describe(array: object) -> str:
         order = "C-contiguous" if array.flags.c_contiguous else "non-contiguous"
         return f"{order} {array.dtype} array of shape {array.shape}"
     return type(array).__name__
+
+
+def aligned_zeros(size: int, dtype: np.dtype) -> np.ndarray:
+    """A zeroed 1-D ``dtype`` array of ``size`` elements, 64-byte aligned."""
+    buffer = aligned_empty(size, dtype)
+    buffer.fill(0)
+    return buffer

@@ -10,7 +10,7 @@ from fastoptim.kernels import finite, norm, roof
 from fastoptim.kernels.adagrad import AdagradScalars, adagrad_update
 from fastoptim.kernels.adam import AdamScalars, adam_amsgrad_update, adam_update
 from fastoptim.kernels.compiled import CompiledLoop
-from fastoptim.kernels.elementwise import ElementwiseUpdate, new_record
+from fastoptim.kernels.elementwise import ElementwiseUpdate, UpdateLoop, new_record
 from fastoptim.kernels.gd import GDScalars, gd_update
 from fastoptim.kernels.momentum import MomentumScalars, momentum_update
 from fastoptim.kernels.norm import block_bounds as norm_block_bounds
@@ -27,6 +27,7 @@ __all__ = [
     "MomentumScalars",
     "RMSpropScalars",
     "SGDScalars",
+    "UpdateLoop",
     "adagrad_update",
     "adam_amsgrad_update",
     "adam_update",

@@ -2,6 +2,7 @@
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from fastoptim.kernels.elementwise import ElementwiseUpdate
@@ -17,17 +18,12 @@ class AdagradScalars(NamedTuple):
     eps: float
 
 
-def _adagrad_body(loop):
-    def adagrad(param, grad, state_sum, sign, weight_decay, clr, eps):
-        # Mutates param and state_sum in place; assumes equal-length 1-D arrays, one dtype.
-        for i in loop(param.size):
-            p = param[i]
-            g = effective_grad(grad[i], p, sign, weight_decay)
-            s = state_sum[i] + g * g
-            state_sum[i] = s
-            param[i] = p - clr * (g / (np.sqrt(s) + eps))
-
-    return adagrad
+@numba.njit(inline="always")
+def adagrad(p, g, state_sum, sign, weight_decay, clr, eps):
+    """One element of Adagrad: the new parameter and sum of squares."""
+    g = effective_grad(g, p, sign, weight_decay)
+    s = state_sum + g * g
+    return p - clr * (g / (np.sqrt(s) + eps)), s
 
 
-adagrad_update = ElementwiseUpdate(_adagrad_body, n_state=1, scalars=AdagradScalars)
+adagrad_update = ElementwiseUpdate(adagrad, n_state=1, scalars=AdagradScalars)

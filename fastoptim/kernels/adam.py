@@ -42,45 +42,32 @@ def adam_moments(p, g, m, v, sign, weight_decay, decay, beta1, omb1, beta2, omb2
     return p, beta1 * m + omb1 * g, beta2 * v + omb2 * (g * g)
 
 
-def _adam_body(loop):
-    def adam(
-        param, grad, exp_avg, exp_avg_sq,
-        sign, weight_decay, decay, beta1, omb1, beta2, omb2,
-        step_size, inv_bias_correction2_sqrt, eps,
-    ):  # fmt: skip
-        # Mutates param, exp_avg, exp_avg_sq in place; assumes equal-length 1-D arrays.
-        for i in loop(param.size):
-            p, m, v = adam_moments(
-                param[i], grad[i], exp_avg[i], exp_avg_sq[i],
-                sign, weight_decay, decay, beta1, omb1, beta2, omb2,
-            )  # fmt: skip
-            exp_avg[i] = m
-            exp_avg_sq[i] = v
-            param[i] = p - step_size * (m / (np.sqrt(v) * inv_bias_correction2_sqrt + eps))
-
-    return adam
+@numba.njit(inline="always")
+def adam(
+    p, g, exp_avg, exp_avg_sq,
+    sign, weight_decay, decay, beta1, omb1, beta2, omb2,
+    step_size, inv_bias_correction2_sqrt, eps,
+):  # fmt: skip
+    """One element of Adam: the new parameter and moments."""
+    p, m, v = adam_moments(
+        p, g, exp_avg, exp_avg_sq, sign, weight_decay, decay, beta1, omb1, beta2, omb2
+    )
+    return p - step_size * (m / (np.sqrt(v) * inv_bias_correction2_sqrt + eps)), m, v
 
 
-def _adam_amsgrad_body(loop):
-    def adam_amsgrad(
-        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
-        sign, weight_decay, decay, beta1, omb1, beta2, omb2,
-        step_size, inv_bias_correction2_sqrt, eps,
-    ):  # fmt: skip
-        # As adam, but the denominator uses the largest second moment seen so far.
-        for i in loop(param.size):
-            p, m, v = adam_moments(
-                param[i], grad[i], exp_avg[i], exp_avg_sq[i],
-                sign, weight_decay, decay, beta1, omb1, beta2, omb2,
-            )  # fmt: skip
-            exp_avg[i] = m
-            exp_avg_sq[i] = v
-            v_max = max(max_exp_avg_sq[i], v)
-            max_exp_avg_sq[i] = v_max
-            param[i] = p - step_size * (m / (np.sqrt(v_max) * inv_bias_correction2_sqrt + eps))
-
-    return adam_amsgrad
+@numba.njit(inline="always")
+def adam_amsgrad(
+    p, g, exp_avg, exp_avg_sq, max_exp_avg_sq,
+    sign, weight_decay, decay, beta1, omb1, beta2, omb2,
+    step_size, inv_bias_correction2_sqrt, eps,
+):  # fmt: skip
+    """As adam, but the denominator uses the largest second moment seen so far."""
+    p, m, v = adam_moments(
+        p, g, exp_avg, exp_avg_sq, sign, weight_decay, decay, beta1, omb1, beta2, omb2
+    )
+    v_max = max(max_exp_avg_sq, v)
+    return p - step_size * (m / (np.sqrt(v_max) * inv_bias_correction2_sqrt + eps)), m, v, v_max
 
 
-adam_update = ElementwiseUpdate(_adam_body, n_state=2, scalars=AdamScalars)
-adam_amsgrad_update = ElementwiseUpdate(_adam_amsgrad_body, n_state=3, scalars=AdamScalars)
+adam_update = ElementwiseUpdate(adam, n_state=2, scalars=AdamScalars)
+adam_amsgrad_update = ElementwiseUpdate(adam_amsgrad, n_state=3, scalars=AdamScalars)

@@ -2,6 +2,8 @@
 
 from typing import NamedTuple
 
+import numba
+
 from fastoptim.kernels.elementwise import ElementwiseUpdate
 
 
@@ -11,13 +13,10 @@ class GDScalars(NamedTuple):
     lr: float
 
 
-def _gd_body(loop):
-    def gd(param, grad, lr):
-        # Mutates param in place; assumes equal-length 1-D arrays of one dtype.
-        for i in loop(param.size):
-            param[i] = param[i] - lr * grad[i]
-
-    return gd
+@numba.njit(inline="always")
+def gd(p, g, lr):
+    """One element of gradient descent."""
+    return (p - lr * g,)
 
 
-gd_update = ElementwiseUpdate(_gd_body, n_state=0, scalars=GDScalars)
+gd_update = ElementwiseUpdate(gd, n_state=0, scalars=GDScalars)

@@ -3,6 +3,7 @@ momentum and the gradient, then the momentum's own update."""
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from fastoptim.kernels.elementwise import ElementwiseUpdate
@@ -20,20 +21,14 @@ class LionScalars(NamedTuple):
     lr: float
 
 
-def _lion_body(loop):
-    def lion(param, grad, exp_avg, sign, decay, beta1, omb1, beta2, omb2, lr):
-        # Mutates param and exp_avg in place: 5 arrays' worth of traffic (read p, g, m;
-        # write p, m). np.sign keeps sign(0) = 0 and sign(NaN) = NaN, as torch's sign().
-        for i in loop(param.size):
-            g = sign * grad[i]
-            m = exp_avg[i]
-            p = param[i]
-            if decay != 1.0:
-                p = p * decay
-            param[i] = p - lr * np.sign(beta1 * m + omb1 * g)
-            exp_avg[i] = beta2 * m + omb2 * g
-
-    return lion
+@numba.njit(inline="always")
+def lion(p, g, exp_avg, sign, decay, beta1, omb1, beta2, omb2, lr):
+    """One element of Lion: 5 arrays' worth of traffic (read p, g, m; write p, m).
+    np.sign keeps sign(0) = 0 and sign(NaN) = NaN, as torch's sign()."""
+    g = sign * g
+    if decay != 1.0:
+        p = p * decay
+    return p - lr * np.sign(beta1 * exp_avg + omb1 * g), beta2 * exp_avg + omb2 * g
 
 
-lion_update = ElementwiseUpdate(_lion_body, n_state=1, scalars=LionScalars)
+lion_update = ElementwiseUpdate(lion, n_state=1, scalars=LionScalars)

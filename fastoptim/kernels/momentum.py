@@ -2,6 +2,8 @@
 
 from typing import NamedTuple
 
+import numba
+
 from fastoptim.kernels.elementwise import ElementwiseUpdate
 
 
@@ -14,16 +16,12 @@ class MomentumScalars(NamedTuple):
     lr: float
 
 
-def _momentum_body(loop):
-    def momentum(param, grad, velocity, grad_scale, beta, one_minus_beta, lr):
-        # Mutates param and velocity in place; assumes equal-length 1-D arrays, one dtype.
-        # grad_scale (clipping) is 1 otherwise: multiplying by 1 is exact, the course bits stay.
-        for i in loop(param.size):
-            v = beta * velocity[i] + one_minus_beta * (grad_scale * grad[i])
-            velocity[i] = v
-            param[i] = param[i] - lr * v
-
-    return momentum
+@numba.njit(inline="always")
+def momentum(p, g, velocity, grad_scale, beta, one_minus_beta, lr):
+    """One element of the course Momentum. grad_scale (clipping) is 1 otherwise:
+    multiplying by 1 is exact, the course bits stay."""
+    v = beta * velocity + one_minus_beta * (grad_scale * g)
+    return p - lr * v, v
 
 
-momentum_update = ElementwiseUpdate(_momentum_body, n_state=1, scalars=MomentumScalars)
+momentum_update = ElementwiseUpdate(momentum, n_state=1, scalars=MomentumScalars)

@@ -2,6 +2,7 @@
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from fastoptim.kernels.elementwise import ElementwiseUpdate
@@ -22,33 +23,35 @@ class RMSpropScalars(NamedTuple):
     lr: float
 
 
-def _rmsprop_body(loop):
-    def rmsprop(
-        param, grad, square_avg, grad_avg, momentum_buffer,
-        sign, weight_decay, alpha, one_minus_alpha, eps, centered, uses_momentum, momentum, lr,
-    ):  # fmt: skip
-        # grad_avg and momentum_buffer are only touched when centered / uses_momentum are
-        # 1.0, decided in Python (a tiny momentum may round to 0 in float32, but torch keeps
-        # a buffer for any momentum != 0); the optimizer passes empty arrays otherwise.
-        for i in loop(param.size):
-            p = param[i]
-            g = effective_grad(grad[i], p, sign, weight_decay)
-            sq = alpha * square_avg[i] + one_minus_alpha * (g * g)
-            square_avg[i] = sq
-            if centered != 0.0:
-                ga = grad_avg[i] + one_minus_alpha * (g - grad_avg[i])
-                grad_avg[i] = ga
-                denominator = np.sqrt(sq - ga * ga) + eps
-            else:
-                denominator = np.sqrt(sq) + eps
-            if uses_momentum != 0.0:
-                b = momentum * momentum_buffer[i] + g / denominator
-                momentum_buffer[i] = b
-                param[i] = p - lr * b
-            else:
-                param[i] = p - lr * (g / denominator)
+@numba.njit(inline="always")
+def rmsprop(
+    p, g, square_avg, grad_avg, momentum_buffer,
+    sign, weight_decay, alpha, one_minus_alpha, eps, centered, uses_momentum, momentum, lr,
+):  # fmt: skip
+    """One element of RMSprop: the new parameter and states.
 
-    return rmsprop
+    grad_avg and momentum_buffer are only used when centered / uses_momentum are 1.0,
+    decided in Python (a tiny momentum may round to 0 in float32, but torch keeps a buffer
+    for any momentum != 0); otherwise they are place-holders the loop neither reads nor
+    writes.
+    """
+    g = effective_grad(g, p, sign, weight_decay)
+    sq = alpha * square_avg + one_minus_alpha * (g * g)
+    ga = grad_avg
+    if centered != 0.0:
+        ga = grad_avg + one_minus_alpha * (g - grad_avg)
+        denominator = np.sqrt(sq - ga * ga) + eps
+    else:
+        denominator = np.sqrt(sq) + eps
+    b = momentum_buffer
+    if uses_momentum != 0.0:
+        b = momentum * momentum_buffer + g / denominator
+        p = p - lr * b
+    else:
+        p = p - lr * (g / denominator)
+    return p, sq, ga, b
 
 
-rmsprop_update = ElementwiseUpdate(_rmsprop_body, n_state=3, scalars=RMSpropScalars)
+rmsprop_update = ElementwiseUpdate(
+    rmsprop, n_state=3, scalars=RMSpropScalars, optional={1: "centered", 2: "uses_momentum"}
+)

@@ -22,7 +22,7 @@ def kernel_states(
 ) -> tuple[np.ndarray, ...]:
     """The state arrays in the kernel's ``order``, a zero-length place-holder where the
     options keep no buffer (None: RMSprop without momentum)."""
-    absent = np.empty(0, dtype=dtype)
+    absent = np.empty(0, dtype=next(iter(arrays.values())).dtype if arrays else dtype)
     return tuple(absent if key is None else arrays[key] for key in order)
 
 
@@ -31,18 +31,20 @@ def _group_of(groups: Sequence[ResolvedGroup]) -> dict[str, int]:
 
 
 class Buffers(NamedTuple):
-    """What the views are views of: an optimizer's parameters and state, its groups and the
-    kernel's order of the state buffers."""
+    """What the views are views of: an optimizer's parameters and state, its groups, the
+    kernel's order of the state buffers, and whether the kernel takes each piece's offset
+    in the layout (bfloat16 state: its random bits follow the global element index)."""
 
     params: FlatParams
     state: Mapping[str, FlatParams]
     groups: Sequence[ResolvedGroup]
     order: StateOrder
+    with_offsets: bool = False
 
 
 def flat_runs(buffers: Buffers) -> list[FlatRun]:
     """The runs of neighbouring layers of one group in layout order, frozen ones left out."""
-    params, state, groups, order = buffers
+    params, state, groups, order, with_offsets = buffers
     layout = params.layout
     group_of = _group_of(groups)
     runs: list[list[Any]] = []
@@ -70,6 +72,7 @@ def flat_runs(buffers: Buffers) -> list[FlatRun]:
                 params.buffer[start:stop],
                 kernel_states(in_range, order, layout.dtype),
                 kernels.norm_block_bounds(sizes),
+                (start,) if with_offsets else (),
             )
         )
     return made
@@ -77,7 +80,7 @@ def flat_runs(buffers: Buffers) -> list[FlatRun]:
 
 def layer_views(buffers: Buffers) -> list[LayerView]:
     """Every layer a step updates (frozen ones left out), in layout order."""
-    params, state, groups, order = buffers
+    params, state, groups, order, with_offsets = buffers
     group_of = _group_of(groups)
     layers = []
     for name in params.layout.names:
@@ -98,6 +101,7 @@ def layer_views(buffers: Buffers) -> list[LayerView]:
                 flat_states,
                 flat_states if same_order else in_kernel_order,
                 kernels.norm_block_bounds([param.size]),
+                (params.layout.span(name).start,) if with_offsets else (),
             )
         )
     return layers

@@ -40,6 +40,7 @@ class HyperParameter:
     keyword_only: bool = False
     decides_state: bool = False
     torch_name: str | None = None  # torch.optim's name for it, where that differs
+    in_torch: bool = True  # torch.optim's classes take it (False: fastoptim's own option)
 
     @property
     def torch_key(self) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import new_record
+from fastoptim.optim import state_dtypes
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
@@ -115,8 +116,12 @@ class Optimizer:
         self.nonfinite = NonFiniteGuard(values["nonfinite"], values["max_consecutive_skips"])
         self.t: int = 0
         self.lr = values["lr"]  # checked by the setter
-        self._set_settings(self.declaration.checked_settings(values))
-        self.kernel = self.declaration.kernel(self.settings)
+        self._set_settings(
+            self._resolved(self.declaration.checked_settings(values), _params_dtype(params))
+        )
+        self.kernel = self.declaration.kernel(self.settings).stored_as(self.storage)
+        # how many random streams a step's kernel takes (bfloat16 state), else 0
+        self._rounding_streams = self.kernel.n_random_streams
         self._state_order = self.declaration.states(self.settings)
         self.state_names = self.declaration.state_names(self.settings)
         self.last_grad_norm: float | None = None  # before clipping, of the last step's grads
@@ -127,11 +132,39 @@ class Optimizer:
         )
         self.params: FlatParams = _as_flat_params(params, layer_order(self.groups, names))
         self.layout = self.params.layout
+        stored = state_dtypes.stored_dtype(self.state_dtype)
         self.state: dict[str, FlatParams] = {
-            name: self.params.zeros_like(prefix="") for name in self.state_names
+            name: FlatParams(self.layout, stored_dtype=stored) for name in self.state_names
         }
         for name, value in self.declaration.initial_state(self.settings).items():
-            self.state[name].buffer.fill(value)
+            self.state[name].buffer.fill(state_dtypes.stored_values(value, self.state_dtype))
+
+    def _resolved(self, settings: Settings, params_dtype: np.dtype | None = None) -> Settings:
+        """``settings`` with ``state_dtype=None`` standing for the parameters' dtype, and
+        the pair checked (raises, listing what works)."""
+        if not hasattr(settings, "state_dtype"):
+            return settings
+        dtype = self.layout.dtype if params_dtype is None else params_dtype
+        state_dtype = state_dtypes.resolved_state_dtype(
+            settings.state_dtype, dtype, self.declaration.name
+        )
+        return dataclasses.replace(settings, state_dtype=state_dtype)
+
+    @property
+    def state_dtype(self) -> str:
+        """How the state is stored (``state_dtype=``): the parameters' dtype by default."""
+        return getattr(self.settings, "state_dtype", None) or self.layout.dtype.name
+
+    @property
+    def storage(self) -> str:
+        """The kernel loop's storage of this state dtype ('float', 'bfloat16')."""
+        return state_dtypes.storage(getattr(self.settings, "state_dtype", None) or "float32")
+
+    @property
+    def state_nbytes(self) -> int:
+        """The bytes the state buffers hold (8 per parameter for Adam's float32 state, 4
+        for bfloat16)."""
+        return sum(state.buffer.nbytes for state in self.state.values())
 
     # -- hyper-parameters -------------------------------------------------------------------
     @property
@@ -185,9 +218,15 @@ class Optimizer:
             )
         merged = {**dataclasses.asdict(self.settings), "lr": self.lr_as_set, **values}
         lr = check_lr_or_schedule(merged["lr"], self.t + 1)
-        settings = declaration.checked_settings(merged)
-        if declaration.states(settings) != declaration.states(self.settings):
-            fixed = declaration.fixed_by()
+        settings = self._resolved(declaration.checked_settings(merged))
+        if declaration.states(settings) != declaration.states(self.settings) or getattr(
+            settings, "state_dtype", None
+        ) != getattr(self.settings, "state_dtype", None):
+            fixed = [  # those asked to change (a value may stand for the same state)
+                name
+                for name in declaration.fixed_by()
+                if getattr(settings, name) != getattr(self.settings, name)
+            ]
             now = ", ".join(f"{name}={getattr(self.settings, name)!r}" for name in fixed)
             raise ValueError(
                 f"{' and '.join(fixed)} {'decides' if len(fixed) == 1 else 'decide'} which "
@@ -268,7 +307,7 @@ class Optimizer:
         view = self._layer_segments[name]
         scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[view.group]
         param = view.flat_param
-        self.kernel.variant_for(param)(param, grad, *view.kernel_states, *scalars)
+        self.kernel.variant_for(param)(param, grad, *view.kernel_states, *view.tail, *scalars)
 
     def learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""
@@ -291,15 +330,20 @@ class Optimizer:
         """The kernel's scalar record of every group for step ``t`` (empty for a frozen or
         empty group): the declaration's pure scalar function, in float64."""
         scalars, settings, default_decay = self.declaration.scalars, self.settings, self._decay
+        table: list[tuple]
         if len(self.groups) == 1:
-            return [scalars(settings, t, rates[0], default_decay, grad_scale)]
-        table: list[tuple] = []
-        for group, lr in zip(self.groups, rates, strict=True):
-            if group.frozen or not group.names:
-                table.append(())
-                continue
-            decay = default_decay if group.weight_decay is None else group.weight_decay
-            table.append(scalars(settings, t, lr, decay, grad_scale))
+            table = [scalars(settings, t, rates[0], default_decay, grad_scale)]
+        else:
+            table = []
+            for group, lr in zip(self.groups, rates, strict=True):
+                if group.frozen or not group.names:
+                    table.append(())
+                    continue
+                decay = default_decay if group.weight_decay is None else group.weight_decay
+                table.append(scalars(settings, t, lr, decay, grad_scale))
+        if self._rounding_streams:  # bfloat16 state: the random streams' keys of step t
+            keys = state_dtypes.rounding_keys(t, self._rounding_streams)
+            table = [record + keys if record else record for record in table]
         return table
 
     def gradient_norm(self, pieces: Sequence[Piece]) -> float:
@@ -352,7 +396,9 @@ class Optimizer:
         pieces = []  # one piece per layer on every step: new_record, as Piece.of
         # unpacked in the loop header: the fields of this module's own LayerView records, in
         # their order (attribute reads cost more, once per field per layer per step)
-        for group, name, names, param, flat_param, flat_states, states, bounds in self._layer_views:
+        for (
+            group, name, names, param, flat_param, flat_states, states, bounds, tail,
+        ) in self._layer_views:  # fmt: skip
             describe = partial(self._label, name, prefix)
             grad = layer_grad(grads[prefix + name], param, describe)
             arrays = (flat_param, grad, *states)
@@ -361,7 +407,7 @@ class Optimizer:
             else:  # place-holders in the kernel's order: check the buffers as messages name them
                 check_no_shared_memory((flat_param, grad, *flat_states), describe)
             pieces.append(
-                new_record(Piece, (group, names, flat_param, grad, states, bounds, arrays))
+                new_record(Piece, (group, names, flat_param, grad, states, bounds, arrays + tail))
             )
         return pieces
 
@@ -382,6 +428,7 @@ class Optimizer:
                 grad if run.whole else grad[run.start : run.stop],
                 run.states,
                 run.norm_bounds,
+                run.tail,
             )
             for run in self._flat_runs
         ]
@@ -447,12 +494,18 @@ class Optimizer:
     def _flat_runs(self) -> list[FlatRun]:
         """The runs of neighbouring layers of one group (frozen ones left out). Made once:
         the buffers never move."""
-        return flat_runs(Buffers(self.params, self.state, self.groups, self._state_order))
+        return flat_runs(self._buffers)
 
     @cached_property
     def _layer_views(self) -> list[LayerView]:
         """Every updated layer's views of the buffers, in layout order."""
-        return layer_views(Buffers(self.params, self.state, self.groups, self._state_order))
+        return layer_views(self._buffers)
+
+    @property
+    def _buffers(self) -> Buffers:
+        return Buffers(
+            self.params, self.state, self.groups, self._state_order, self.storage != "float"
+        )
 
     @cached_property
     def _layer_segments(self) -> dict[str, LayerView]:
@@ -470,13 +523,16 @@ class Optimizer:
         # A copy or pickle must remake its views of its own buffers on first use: a copied
         # view would be an independent array. The settings record is made per declaration,
         # so it travels as a dict.
-        state = {k: v for k, v in self.__dict__.items() if k not in CACHED_VIEWS}
+        # The kernel is the declaration's (compiled code, shared): remade, not copied.
+        skipped = (*CACHED_VIEWS, "kernel")
+        state = {k: v for k, v in self.__dict__.items() if k not in skipped}
         state["settings"] = dataclasses.asdict(self.settings)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._set_settings(self.declaration.settings_type(**state["settings"]))
+        self.kernel = self.declaration.kernel(self.settings).stored_as(self.storage)
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
         """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""
@@ -516,6 +572,9 @@ class Optimizer:
         check_state_dict(state_dict, type(self).__name__, self.layout.describe(), self.state_names)
         expected = sorted(self.hyperparameters())
         saved_hyperparameters = state_dict["hyperparameters"]
+        if isinstance(saved_hyperparameters, Mapping) and "state_dtype" in expected:
+            # saved before state_dtype existed: the state was in the parameters' dtype
+            saved_hyperparameters = {"state_dtype": None, **saved_hyperparameters}
         if (
             not isinstance(saved_hyperparameters, Mapping)
             or sorted(saved_hyperparameters) != expected
@@ -523,6 +582,14 @@ class Optimizer:
             raise KeyError(
                 f"state_dict['hyperparameters'] must hold exactly {expected}; "
                 f"{holds(saved_hyperparameters, expected)}"
+            )
+        saved_state_dtype = saved_hyperparameters.get("state_dtype") or self.layout.dtype.name
+        if saved_state_dtype != self.state_dtype:
+            raise ValueError(
+                f"state_dict holds {saved_state_dtype} state but this optimizer stores "
+                f"state_dtype={self.state_dtype!r}; convert it explicitly: "
+                f"opt.load_state_dict(fastoptim.convert_state_dtype(state_dict, "
+                f"{self.state_dtype!r}))"
             )
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
         check_lr_or_schedule(saved_hyperparameters["lr"], t + 1)  # at the step to come
@@ -532,7 +599,9 @@ class Optimizer:
             saved = state_dict["state"][key]
             for name in self.layout.names:
                 label = f"state_dict['state'][{key!r}][{name!r}]"
-                arrays[key, name] = checked_state_array(saved[name], label, self.state[key][name])
+                arrays[key, name] = checked_state_array(
+                    saved[name], label, self.state[key][name], self.state_dtype
+                )
         self.set_hyperparameters(**saved_hyperparameters)  # validates, then sets
         self.groups = groups
         for (key, name), array in arrays.items():
@@ -542,6 +611,14 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
+
+
+def _params_dtype(params: object) -> np.dtype:
+    """The dtype of ``params`` (a dict's first array: flattening checks the others)."""
+    if isinstance(params, FlatParams):
+        return params.layout.dtype
+    first = next(iter(params.values()), None) if isinstance(params, Mapping) else None
+    return np.asarray(first).dtype if first is not None else np.dtype(np.float64)
 
 
 def _layer_names(params: object) -> list[str]:

@@ -58,6 +58,7 @@ RMSPROP = Declaration(
             decides_state=True,
         ),
         shared.MAXIMIZE,
+        shared.STATE_DTYPE,
     ),
     # the kernel always takes (square_avg, grad_avg, momentum_buffer)
     states=lambda s: (

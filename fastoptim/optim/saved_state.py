@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fastoptim.flat import layers_difference
+from fastoptim.optim.state_dtypes import float_values
 
 
 def check_state_dict(
@@ -56,14 +57,17 @@ def holds(found: object, expected: Sequence[str]) -> str:
     return " and ".join(parts)
 
 
-def checked_state_array(array: object, label: str, target: np.ndarray) -> np.ndarray:
-    """``array`` as an ndarray, after checking it can replace ``target``."""
+def checked_state_array(
+    array: object, label: str, target: np.ndarray, state_dtype: str
+) -> np.ndarray:
+    """``array`` as an ndarray, after checking it can replace ``target`` (a buffer of
+    ``state_dtype``)."""
     array = np.asarray(array)
     if array.shape != target.shape or array.dtype != target.dtype:
         raise ValueError(
             f"{label} is a {array.dtype} array of shape {array.shape}; "
             f"expected {target.dtype} of shape {target.shape}"
         )
-    if not np.isfinite(array).all():
+    if not np.isfinite(float_values(array, state_dtype)).all():
         raise ValueError(f"{label} holds NaN or Inf; this state cannot continue training")
     return array

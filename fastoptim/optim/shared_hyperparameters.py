@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastoptim.optim.declaration import HyperParameter
 from fastoptim.optim.hyperparameters import check_epsilon, check_flag, check_nonnegative
+from fastoptim.optim.state_dtypes import STATE_DTYPES, check_state_dtype_name
 
 MAXIMIZE = HyperParameter(
     "maximize",
@@ -11,6 +12,17 @@ MAXIMIZE = HyperParameter(
     check_flag,
     "Ascend instead of descend (the gradient's sign is flipped).",
     keyword_only=True,
+)
+STATE_DTYPE = HyperParameter(
+    "state_dtype",
+    None,
+    check_state_dtype_name,
+    f"How the state is stored: one of {list(STATE_DTYPES)}; None: the parameters' dtype. "
+    "``'bfloat16'`` (float32 parameters) keeps each state element in 16 bits, "
+    "stochastically rounded on every store: half the memory and traffic of float32 state.",
+    keyword_only=True,
+    decides_state=True,
+    in_torch=False,
 )
 L2_WEIGHT_DECAY = HyperParameter(
     "weight_decay",

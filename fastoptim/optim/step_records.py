@@ -20,7 +20,7 @@ class Piece(NamedTuple):
     grad: np.ndarray
     states: tuple[np.ndarray, ...]  # in the kernel's order
     norm_bounds: np.ndarray  # block bounds of the gradient for the clipping norm
-    arrays: tuple[np.ndarray, ...]  # (param, grad, *states): the kernel's array arguments
+    arrays: tuple  # (param, grad, *states, *tail): the kernel's arguments before the scalars
 
     @classmethod
     def of(
@@ -31,9 +31,11 @@ class Piece(NamedTuple):
         grad: np.ndarray,
         states: tuple[np.ndarray, ...],
         norm_bounds: np.ndarray,
+        tail: tuple = (),
     ) -> Piece:
-        """The piece of these arrays, with ``arrays`` made from them."""
-        arrays = (param, grad, *states)
+        """The piece of these arrays, with ``arrays`` made from them and ``tail`` (the
+        kernel's arguments after the states: the offset of bfloat16 state)."""
+        arrays = (param, grad, *states, *tail)
         return new_record(cls, (group, names, param, grad, states, norm_bounds, arrays))
 
 
@@ -48,6 +50,7 @@ class FlatRun(NamedTuple):
     param: np.ndarray  # views of that range
     states: tuple[np.ndarray, ...]  # in the kernel's order
     norm_bounds: np.ndarray
+    tail: tuple  # the kernel's arguments after the states: (start,) for bfloat16 state
 
 
 class LayerView(NamedTuple):
@@ -62,3 +65,4 @@ class LayerView(NamedTuple):
     kernel_states: tuple[np.ndarray, ...]  # 1-D, in the kernel's order (flat_states itself
     # when that is the same)
     norm_bounds: np.ndarray
+    tail: tuple  # the kernel's arguments after the states: (offset,) for bfloat16 state

@@ -76,6 +76,12 @@ class FlatOptimizer:
     def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
         core_class = self.core_class(group)
         options = _group_options(group, core_class)
+        if options.get("state_dtype") not in (None, params.layout.dtype.name):
+            raise ValueError(
+                f"fastoptim.torch keeps the state in the parameters' dtype for now; got "
+                f"state_dtype={options['state_dtype']!r}. Use the numpy API "
+                f"(fastoptim.{core_class.__name__}) for low-precision state"
+            )
         return core_class(params, **options, nonfinite="ignore"), options  # the check is ours
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -424,8 +430,12 @@ def _check_torch_options(group: dict) -> None:
 
 def _group_options(group: dict, core_class: type[Optimizer]) -> dict[str, Any]:
     """A torch param group's settings, as the fastoptim class takes them: each declared
-    hyper-parameter, read under torch's name for it."""
-    return {hp.name: _plain(group[hp.torch_key]) for hp in core_class.declaration.hyperparameters}
+    hyper-parameter, read under torch's name for it (fastoptim's own options, which a
+    torch.optim group lacks, at their defaults)."""
+    return {
+        hp.name: _plain(group[hp.torch_key] if hp.in_torch else group.get(hp.torch_key, hp.default))
+        for hp in core_class.declaration.hyperparameters
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,106 @@
+"""How an optimizer stores its state (``state_dtype=``): which dtypes work with which
+parameters, what the buffers hold, and the explicit conversion of a saved state.
+
+- ``"float32"`` / ``"float64"``: the parameters' own dtype (the default), as torch keeps it.
+- ``"bfloat16"`` (float32 parameters): each state element in 16 bits, bfloat16 bit patterns
+  in uint16 arrays, stochastically rounded on every store (kernels/bfloat16.py). Half the
+  state's memory and traffic; the numbers are no longer torch's, but unbiased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fastoptim.kernels import bfloat16
+
+# state_dtype -> (the parameter dtypes it works with, the dtype its buffers hold)
+STATE_DTYPES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "float32": (("float32",), None),
+    "float64": (("float64",), None),
+    "bfloat16": (("float32",), "uint16"),
+}
+ROUNDING_SEED = 0  # the seed of the stochastic rounding's random bits (see step_keys)
+
+
+def check_state_dtype_name(value: Any, name: str) -> str | None:
+    """None (the parameters' dtype) or one of ``STATE_DTYPES``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in STATE_DTYPES:
+        raise ValueError(
+            f"{name} must be one of {list(STATE_DTYPES)} (or None: the parameters' dtype); "
+            f"got {value!r}"
+        )
+    return value
+
+
+def resolved_state_dtype(value: str | None, param_dtype: np.dtype, algorithm: str) -> str:
+    """The state dtype ``value`` stands for with parameters of ``param_dtype``; raises
+    when the pair does not work, listing the pairs that do."""
+    param_name = np.dtype(param_dtype).name
+    if value is None:
+        return param_name
+    if param_name not in STATE_DTYPES[value][0]:
+        works = [name for name, (params, _) in STATE_DTYPES.items() if param_name in params]
+        raise ValueError(
+            f"{algorithm}: state_dtype={value!r} does not work with {param_name} parameters; "
+            f"with {param_name} parameters use state_dtype in {works}"
+        )
+    return value
+
+
+def storage(state_dtype: str) -> str:
+    """The kernel loop's storage for ``state_dtype`` (kernels/elementwise.py)."""
+    return "bfloat16" if state_dtype == "bfloat16" else "float"
+
+
+def stored_dtype(state_dtype: str) -> np.dtype | None:
+    """The dtype a state buffer holds, where it is not the parameters' (else None)."""
+    held = STATE_DTYPES[state_dtype][1]
+    return None if held is None else np.dtype(held)
+
+
+def stored_values(values: np.ndarray | float, state_dtype: str) -> np.ndarray:
+    """Float state values as the buffers of ``state_dtype`` hold them (bfloat16: rounded
+    to nearest, once: a conversion, not a step)."""
+    if state_dtype == "bfloat16":
+        return bfloat16.encode_array(np.asarray(values, np.float32), bfloat16.ROUND_TO_NEAREST)
+    return np.asarray(values, dtype=state_dtype)
+
+
+def float_values(stored: np.ndarray, state_dtype: str) -> np.ndarray:
+    """The float values of a state buffer of ``state_dtype``."""
+    if state_dtype == "bfloat16":
+        return bfloat16.decode_array(stored)
+    return np.asarray(stored)
+
+
+def rounding_keys(t: int, streams: int) -> tuple[int, ...]:
+    """The keys of the random streams of step ``t`` (bfloat16 state)."""
+    return bfloat16.step_keys(ROUNDING_SEED, t, streams)
+
+
+def convert_state_dtype(state_dict: Mapping[str, Any], state_dtype: str) -> dict[str, Any]:
+    """A copy of an optimizer's ``state_dict`` with its state stored as ``state_dtype``:
+    the explicit conversion ``load_state_dict`` asks for when the dtypes differ.
+
+    bfloat16 codes are decoded exactly; float values are rounded to nearest bfloat16 once.
+    ``opt.load_state_dict(fastoptim.convert_state_dtype(saved, opt.state_dtype))``.
+    """
+    check_state_dtype_name(state_dtype, "state_dtype")
+    hyperparameters = dict(state_dict["hyperparameters"])
+    param_dtype = np.dtype(state_dict["layout"]["dtype"])
+    source = hyperparameters.get("state_dtype") or param_dtype.name
+    resolved_state_dtype(state_dtype, param_dtype, str(state_dict["algorithm"]))
+    state = {
+        key: {
+            name: stored_values(float_values(np.asarray(array), source), state_dtype)
+            for name, array in arrays.items()
+        }
+        for key, arrays in state_dict["state"].items()
+    }
+    hyperparameters["state_dtype"] = state_dtype
+    return {**state_dict, "hyperparameters": hyperparameters, "state": state}
