@@ -25,7 +25,15 @@ ALGORITHMS = {
     "adam": lambda p, **kw: fastoptim.Adam(p, lr=1e-2, **kw),
     "adamw": lambda p, **kw: fastoptim.AdamW(p, lr=1e-2, weight_decay=0.1, **kw),
     "sgd": lambda p, **kw: fastoptim.SGD(p, lr=1e-2, momentum=0.9, **kw),
+    # float32 parameters, bfloat16 state: the rounding bits follow the global element index
+    "adam bfloat16": lambda p, **kw: fastoptim.Adam(
+        _float32(p), lr=1e-2, state_dtype="bfloat16", **kw
+    ),
 }
+
+
+def _float32(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v.astype(np.float32) for k, v in arrays.items()}
 
 
 def initial() -> dict[str, np.ndarray]:
@@ -39,9 +47,10 @@ def rank_grads(t: int, rank: int) -> dict[str, np.ndarray]:
     return {"d" + k: rng.standard_normal(s) for k, s in SHAPES.items()}
 
 
-def combined(t: int, reduce: str) -> dict[str, np.ndarray]:
-    """What one process steps with: the ranks' gradients summed (in rank order) or averaged."""
-    per_rank = [rank_grads(t, r) for r in range(SIZE)]
+def combined(t: int, reduce: str, cast=dict) -> dict[str, np.ndarray]:
+    """What one process steps with: the ranks' gradients (``cast``) summed in rank order,
+    or averaged."""
+    per_rank = [cast(rank_grads(t, r)) for r in range(SIZE)]
     total = {k: _sum(per_rank, k) for k in per_rank[0]}
     return total if reduce == "sum" else {k: v / SIZE for k, v in total.items()}
 
@@ -70,10 +79,16 @@ def parity() -> dict:
             ]
         sharded = dist.shard(make(initial(), **options), reduce=reduce)
         single = make(initial(), **options)
+        cast = _float32 if name.endswith("bfloat16") else dict
         for t in range(1, 51):
-            sharded.step(rank_grads(t, RANK))
-            single.step(combined(t, reduce))
+            sharded.step(cast(rank_grads(t, RANK)))
+            single.step(combined(t, reduce, cast))
         same = np.array_equal(sharded.params.buffer, single.params.buffer)
+        if name.endswith("bfloat16"):  # the stored codes, gathered, are one process's too
+            for key, state in single.state.items():
+                gathered = sharded.gather(sharded.state[key].buffer)
+                if RANK == 0:
+                    same = same and np.array_equal(gathered, state.buffer)
         error = float(np.abs(sharded.params.buffer - single.params.buffer).max())
         scale = float(np.abs(single.params.buffer).max())
         if SIZE <= 2:

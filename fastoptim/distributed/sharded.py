@@ -73,7 +73,7 @@ class ShardedOptimizer:
         slice only. Making it checks the settings and writes nothing."""
         layout = slice_layout(self.layout, self.start, self.stop)
         params = FlatParams(layout, self.params.buffer[self.start : self.stop])
-        return _like(
+        local = _like(
             self.optimizer,
             params,
             settings,
@@ -83,6 +83,8 @@ class ShardedOptimizer:
             max_grad_norm=None,  # clipping is done here, across ranks
             nonfinite="ignore",  # so is the NaN/Inf check
         )
+        local.first_index = self.start  # the rounding bits of low-precision state
+        return local
 
     # -- the step -------------------------------------------------------------------------------
     @property
@@ -180,9 +182,12 @@ class ShardedOptimizer:
     # -- saving and restoring (see fastoptim.distributed.checkpoint) -----------------------------
     def gather(self, local: np.ndarray) -> np.ndarray | None:
         """This rank's slice ``local`` of a buffer, gathered whole on rank 0 (None elsewhere)."""
-        whole = np.empty(self.layout.size, dtype=self.layout.dtype) if self.rank == 0 else None
-        target = [whole, self.counts, self.cuts[:-1], self._mpi_type] if self.rank == 0 else None
-        self.comm.Gatherv([local, self._mpi_type], target, root=0)
+        from mpi4py.util.dtlib import from_numpy_dtype
+
+        mpi_type = from_numpy_dtype(local.dtype)  # the buffer's own dtype (uint16 codes)
+        whole = np.empty(self.layout.size, dtype=local.dtype) if self.rank == 0 else None
+        target = [whole, self.counts, self.cuts[:-1], mpi_type] if self.rank == 0 else None
+        self.comm.Gatherv([local, mpi_type], target, root=0)
         return whole
 
     def whole_optimizer(self, states: dict[str, np.ndarray] | None) -> Optimizer:

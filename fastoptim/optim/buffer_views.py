@@ -32,19 +32,19 @@ def _group_of(groups: Sequence[ResolvedGroup]) -> dict[str, int]:
 
 class Buffers(NamedTuple):
     """What the views are views of: an optimizer's parameters and state, its groups, the
-    kernel's order of the state buffers, and whether the kernel takes each piece's offset
-    in the layout (bfloat16 state: its random bits follow the global element index)."""
+    kernel's order of the state buffers, and, where the kernel takes each piece's global
+    index (bfloat16 state: its random bits follow it), the index of the first element."""
 
     params: FlatParams
     state: Mapping[str, FlatParams]
     groups: Sequence[ResolvedGroup]
     order: StateOrder
-    with_offsets: bool = False
+    first_index: int | None = None
 
 
 def flat_runs(buffers: Buffers) -> list[FlatRun]:
     """The runs of neighbouring layers of one group in layout order, frozen ones left out."""
-    params, state, groups, order, with_offsets = buffers
+    params, state, groups, order, first_index = buffers
     layout = params.layout
     group_of = _group_of(groups)
     runs: list[list[Any]] = []
@@ -72,7 +72,7 @@ def flat_runs(buffers: Buffers) -> list[FlatRun]:
                 params.buffer[start:stop],
                 kernel_states(in_range, order, layout.dtype),
                 kernels.norm_block_bounds(sizes),
-                (start,) if with_offsets else (),
+                () if first_index is None else (first_index + start,),
             )
         )
     return made
@@ -80,7 +80,7 @@ def flat_runs(buffers: Buffers) -> list[FlatRun]:
 
 def layer_views(buffers: Buffers) -> list[LayerView]:
     """Every layer a step updates (frozen ones left out), in layout order."""
-    params, state, groups, order, with_offsets = buffers
+    params, state, groups, order, first_index = buffers
     group_of = _group_of(groups)
     layers = []
     for name in params.layout.names:
@@ -101,7 +101,7 @@ def layer_views(buffers: Buffers) -> list[LayerView]:
                 flat_states,
                 flat_states if same_order else in_kernel_order,
                 kernels.norm_block_bounds([param.size]),
-                (params.layout.span(name).start,) if with_offsets else (),
+                () if first_index is None else (first_index + params.layout.span(name).start,),
             )
         )
     return layers

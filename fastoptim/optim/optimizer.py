@@ -115,6 +115,10 @@ class Optimizer:
         values = arguments.arguments
         self.nonfinite = NonFiniteGuard(values["nonfinite"], values["max_consecutive_skips"])
         self.t: int = 0
+        # the global index of this optimizer's first element: a shard's start in the whole
+        # buffer (bfloat16 state's rounding bits follow the global index). Set it before
+        # the first step.
+        self.first_index = 0
         self.lr = values["lr"]  # checked by the setter
         self._set_settings(
             self._resolved(self.declaration.checked_settings(values), _params_dtype(params))
@@ -503,9 +507,8 @@ class Optimizer:
 
     @property
     def _buffers(self) -> Buffers:
-        return Buffers(
-            self.params, self.state, self.groups, self._state_order, self.storage != "float"
-        )
+        offset = self.first_index if self.storage != "float" else None
+        return Buffers(self.params, self.state, self.groups, self._state_order, offset)
 
     @cached_property
     def _layer_segments(self) -> dict[str, LayerView]:
