@@ -26,4 +26,6 @@ def adagrad(p, g, state_sum, sign, weight_decay, clr, eps):
     return p - clr * (g / (np.sqrt(s) + eps)), s
 
 
-adagrad_update = ElementwiseUpdate(adagrad, n_state=1, scalars=AdagradScalars)
+adagrad_update = ElementwiseUpdate(
+    adagrad, n_state=1, scalars=AdagradScalars, switches={"weight_decay": 0.0}
+)

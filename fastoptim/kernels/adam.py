@@ -69,5 +69,9 @@ def adam_amsgrad(
     return p - step_size * (m / (np.sqrt(v_max) * inv_bias_correction2_sqrt + eps)), m, v, v_max
 
 
-adam_update = ElementwiseUpdate(adam, n_state=2, scalars=AdamScalars)
-adam_amsgrad_update = ElementwiseUpdate(adam_amsgrad, n_state=3, scalars=AdamScalars)
+# the scalars that turn an option off at these values (L2 decay, AdamW's decay)
+SWITCHES = {"weight_decay": 0.0, "decay": 1.0}
+adam_update = ElementwiseUpdate(adam, n_state=2, scalars=AdamScalars, switches=SWITCHES)
+adam_amsgrad_update = ElementwiseUpdate(
+    adam_amsgrad, n_state=3, scalars=AdamScalars, switches=SWITCHES
+)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -51,16 +52,19 @@ class KernelPiece(Protocol):
 
 # The loops, as source: a loop is made per algorithm from its element function, so that
 # each is one flat function LLVM vectorises (a loop over a generic element call would not
-# know the number of states). ``{...}`` are filled in by _loop_source.
+# know the number of states). ``{...}`` are filled in by _loop_source. The inner loop is
+# written once per setting of the switches (see _switched).
 _FLOAT_LOOP = """
 def {name}(param, grad, {states}{scalars}):
     zero = param.dtype.type(0)
 {present}
+{inner}
+"""
+_FLOAT_INNER = """
     for i in loop(param.size):
         p, {new} = element(param[i], grad[i], {loads}{scalars})
 {stores}
-        param[i] = p
-"""
+        param[i] = p"""
 _BFLOAT16_LOOP = """
 def {name}(param, grad, {states}offset, {scalars}{keys}):
     zero = np.float32(0)
@@ -73,71 +77,123 @@ def {name}(param, grad, {states}offset, {scalars}{keys}):
         grad_c = grad[start:stop]
 {slices}
 {streams}
-        for i in range(param_c.size):
-            p, {new} = element(param_c[i], grad_c[i], {loads}{scalars})
-{stores}
-            param_c[i] = p
-{advance}
+{inner}
 """
+_BFLOAT16_INNER = """
+    for i in range(param_c.size):
+        p, {new} = element(param_c[i], grad_c[i], {loads}{scalars})
+{stores}
+        param_c[i] = p
+{advance}"""
 
 
 def _loop_source(
-    storage: str, name: str, n_state: int, optional: Mapping[int, str], scalars
+    storage: str,
+    name: str,
+    n_state: int,
+    optional: Mapping[int, str],
+    scalars: Sequence[str],
+    switches: Mapping[str, float],
 ) -> str:
-    """The source of the ``storage`` loop of an element function with ``n_state`` states
-    (``optional``: the positions that are read and written only while their gate scalar is
-    not 0 and their buffer is not a zero-length place-holder)."""
+    """The source of the ``storage`` loop of an element function with ``n_state`` states:
+    ``optional`` maps the states that may be absent to their gate scalar (a state is
+    read and written only while its gate is not 0 and its buffer not a zero-length
+    place-holder); ``switches`` maps scalars to the value that turns their option off."""
     states = [f"s{k}" for k in range(n_state)]
-    indent = " " * (8 if storage == "float" else 12)
     present = "\n".join(
         f"    has{k} = s{k}.size != 0 and {gate} != 0.0" for k, gate in sorted(optional.items())
     )
-    new = ", ".join(f"n{k}" for k in range(n_state)) + ("," if n_state <= 1 else "")
-    if n_state == 0:
-        new = ""
+    new = ", ".join(f"n{k}" for k in range(n_state)) + ("," if n_state == 1 else "")
+    common = {
+        "name": name,
+        "states": "".join(x + ", " for x in states),
+        "scalars": "".join(x + ", " for x in scalars),
+        "present": present,
+    }
     if storage == "float":
-        load = [f"s{k}[i]" for k in range(n_state)]
-        store = [f"s{k}[i] = n{k}" for k in range(n_state)]
-        extra = {}
-    else:
-        streams = -(-n_state // bfloat16.STATES_PER_STREAM)
-        load = [f"decode(s{k}_c[i])" for k in range(n_state)]
-        store = [
-            f"s{k}_c[i] = encode(n{k}, " + (f"r{k // 2})" if k % 2 == 0 else f"high16(r{k // 2}))")
-            for k in range(n_state)
-        ]
-        extra = {
-            "keys": ", ".join(f"key{j}" for j in range(streams)),
-            "slices": "\n".join(f"        s{k}_c = s{k}[start:stop]" for k in range(n_state)),
-            "streams": "\n".join(
-                f"        r{j} = weyl(key{j}, offset + start, {bfloat16.stream_step(j)})"
-                for j in range(streams)
-            ),
-            "advance": "\n".join(
-                f"            r{j} = weyl(r{j}, 1, {bfloat16.stream_step(j)})"
-                for j in range(streams)
-            ),
-        }
-    load = [
-        f"({load[k]} if has{k} else zero)" if k in optional else load[k] for k in range(n_state)
+        loads = [f"s{k}[i]" for k in range(n_state)]
+        stores = [f"s{k}[i] = n{k}" for k in range(n_state)]
+        inner = _switched(
+            _FLOAT_INNER, 8, "param.dtype.type", switches, optional, scalars, loads, stores, new, ""
+        )
+        return _FLOAT_LOOP.format(inner=inner, **common)
+    streams = -(-n_state // bfloat16.STATES_PER_STREAM)
+    loads = [f"decode(s{k}_c[i])" for k in range(n_state)]
+    stores = [
+        f"s{k}_c[i] = encode(n{k}, " + (f"r{k // 2})" if k % 2 == 0 else f"high16(r{k // 2}))")
+        for k in range(n_state)
     ]
-    store = [f"if has{k}: {store[k]}" if k in optional else store[k] for k in range(n_state)]
-    template = _FLOAT_LOOP if storage == "float" else _BFLOAT16_LOOP
-    if n_state == 0:
-        template = template.replace("p, {new} = ", "(p,) = ")
-    return template.format(
-        name=name,
-        states="".join(s + ", " for s in states),
-        scalars="".join(s + ", " for s in scalars),
-        present=present,
-        new=new,
-        loads="".join(x + ", " for x in load),
-        stores="\n".join(indent + s for s in store),
-        **extra,
+    advance = "\n".join(
+        f"        r{j} = weyl(r{j}, 1, {bfloat16.stream_step(j)})" for j in range(streams)
+    )
+    inner = _switched(
+        _BFLOAT16_INNER, 8, "np.float32", switches, optional, scalars, loads, stores, new, advance
+    )
+    return _BFLOAT16_LOOP.format(
+        inner=textwrap.indent(inner, "    "),  # inside the chunk loop
+        keys=", ".join(f"key{j}" for j in range(streams)),
+        slices="\n".join(f"        s{k}_c = s{k}[start:stop]" for k in range(n_state)),
+        streams="\n".join(
+            f"        r{j} = weyl(key{j}, offset + start, {bfloat16.stream_step(j)})"
+            for j in range(streams)
+        ),
+        **common,
     )
 
 
-def _make_body(storage: str, element: Callable, name: str, n_state: int, optional, scalars):
+def _switched(
+    template: str,
+    indent: int,
+    literal: str,
+    switches: Mapping[str, float],
+    optional: Mapping[int, str],
+    scalars: Sequence[str],
+    loads: Sequence[str],
+    stores: Sequence[str],
+    new: str,
+    advance: str,
+) -> str:
+    """The inner loop ``template`` once per setting of the switches, chosen by
+    ``if``/``elif`` before the loop. In each copy an off switch is passed as its value
+    (``literal(value)``, the kernel's scalar type: a float64 one would widen the element's
+    arithmetic), so Numba folds the option's branch away instead of testing it on every
+    element: LLVM does not unswitch such loops, and a state read or written under a
+    branch stops it vectorising at all. A state whose gate is off is neither read nor
+    written; the gate is on while ``has{k}`` (gate not 0, buffer not a place-holder)."""
+    gates = {gate: k for k, gate in optional.items()}
+    names = list(dict.fromkeys([*gates, *switches]))
+    off_value = {name: float(switches.get(name, 0.0)) for name in names}
+    branches: list[str] = []
+    for setting in itertools.product((True, False), repeat=len(names)):
+        on = dict(zip(names, setting, strict=True))
+        arguments = [
+            name if on.get(name, True) else f"{literal}({off_value[name]!r})" for name in scalars
+        ]
+        kept = [k for k in range(len(loads)) if k not in optional or on[optional[k]]]
+        body = template.format(
+            new=new,
+            loads="".join((loads[k] if k in kept else "zero") + ", " for k in range(len(loads))),
+            scalars="".join(x + ", " for x in arguments),
+            stores="\n".join(" " * indent + stores[k] for k in kept),
+            advance=advance,
+        )
+        if not names:
+            body = body.replace("p, , = ", "(p,) = ").replace("p,  = ", "(p,) = ")
+            return body
+        condition = " and ".join(
+            (f"has{gates[name]}" if value else f"not has{gates[name]}")
+            if name in gates
+            else f"{name} {'!=' if value else '=='} {off_value[name]!r}"
+            for name, value in on.items()
+        )
+        keyword = "if" if not branches else "elif"
+        branches.append(f"    {keyword} {condition}:" + textwrap.indent(body, "    "))
+    return "\n".join(branches)
+
+
+def _make_body(
+    storage: str, element: Callable, name: str, n_state: int, optional, scalars, switches
+):
     """``make_body(loop)`` for CompiledLoop: the loop compiled from its source.
 
     Numba's on-disk cache keys a function by its file, qualified name and closure: the
@@ -146,7 +202,7 @@ def _make_body(storage: str, element: Callable, name: str, n_state: int, optiona
     attributed to this file (whose timestamp the cache checks), and the name carries a
     hash of the element function's source (editing it makes a new entry, not a stale one).
     """
-    loop_source = _loop_source(storage, name, n_state, optional, scalars)
+    loop_source = _loop_source(storage, name, n_state, optional, scalars, switches)
     element_source = inspect.getsource(element.py_func)  # type: ignore[attr-defined]
     digest = hashlib.sha256((loop_source + element_source).encode()).hexdigest()[:12]
     unique = f"{name}_{digest}"
@@ -225,6 +281,7 @@ class ElementwiseUpdate(UpdateLoop):
         n_state: int,
         scalars: type[NamedTuple],
         optional: Mapping[int, str] | None = None,
+        switches: Mapping[str, float] | None = None,
     ) -> None:
         code = element.py_func.__code__  # type: ignore[attr-defined]  # a Numba dispatcher
         arguments = code.co_varnames[: code.co_argcount]
@@ -238,11 +295,13 @@ class ElementwiseUpdate(UpdateLoop):
         self.element = element
         self.name = code.co_name
         self.optional = dict(optional or {})
-        unknown = set(self.optional.values()) - set(self.scalar_names)
+        # an optional state's gate is a switch too (off at 0)
+        self.switches = {**{gate: 0.0 for gate in self.optional.values()}, **(switches or {})}
+        unknown = set(self.switches) - set(self.scalar_names)
         if unknown:
-            raise TypeError(f"{self.name}: optional states gated by unknown scalars {unknown}")
+            raise TypeError(f"{self.name}: switches or gates {unknown} are not its scalars")
         make_body = _make_body(
-            "float", element, self.name, n_state, self.optional, self.scalar_names
+            "float", element, self.name, n_state, self.optional, self.scalar_names, {}
         )
         super().__init__(make_body, self._signature, n_state, "float")
         self._stored: dict[str, UpdateLoop] = {"float": self}
@@ -264,6 +323,7 @@ class ElementwiseUpdate(UpdateLoop):
                 self.n_state,
                 self.optional,
                 self.scalar_names,
+                self.switches,
             )
             loop = UpdateLoop(make_body, self._bfloat16_signature, self.n_state, storage)
             self._stored[storage] = loop

@@ -31,4 +31,4 @@ def lion(p, g, exp_avg, sign, decay, beta1, omb1, beta2, omb2, lr):
     return p - lr * np.sign(beta1 * exp_avg + omb1 * g), beta2 * exp_avg + omb2 * g
 
 
-lion_update = ElementwiseUpdate(lion, n_state=1, scalars=LionScalars)
+lion_update = ElementwiseUpdate(lion, n_state=1, scalars=LionScalars, switches={"decay": 1.0})

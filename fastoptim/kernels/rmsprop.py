@@ -53,5 +53,9 @@ def rmsprop(
 
 
 rmsprop_update = ElementwiseUpdate(
-    rmsprop, n_state=3, scalars=RMSpropScalars, optional={1: "centered", 2: "uses_momentum"}
+    rmsprop,
+    n_state=3,
+    scalars=RMSpropScalars,
+    optional={1: "centered", 2: "uses_momentum"},
+    # the gates are the switches (weight_decay stays a branch: 4 copies, not 8)
 )

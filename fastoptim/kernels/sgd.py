@@ -45,4 +45,10 @@ def sgd(
     return p - lr * step, b
 
 
-sgd_update = ElementwiseUpdate(sgd, n_state=1, scalars=SGDScalars, optional={0: "keep_buffer"})
+sgd_update = ElementwiseUpdate(
+    sgd,
+    n_state=1,
+    scalars=SGDScalars,
+    optional={0: "keep_buffer"},
+    switches={"weight_decay": 0.0},  # nesterov stays a branch: 4 copies, not 8
+)
