@@ -178,7 +178,6 @@ def _switched(
             advance=advance,
         )
         if not names:
-            body = body.replace("p, , = ", "(p,) = ").replace("p,  = ", "(p,) = ")
             return body
         condition = " and ".join(
             (f"has{gates[name]}" if value else f"not has{gates[name]}")
