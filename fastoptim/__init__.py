@@ -33,7 +33,7 @@ from fastoptim.optim import (
     Optimizer,
     RMSprop,
 )
-from fastoptim.optim.state_dtypes import convert_state_dtype
+from fastoptim.optim.conversion import convert_state_dtype
 from fastoptim.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"

@@ -6,7 +6,10 @@ The file is an ``.npz`` archive (a zip of ``.npy`` arrays, each with a CRC-32) t
 - ``manifest``: JSON text with the format version, the algorithm, its hyper-parameters, the
   step ``t`` and the layout (layer names, shapes, dtype);
 - ``params``: the flat parameter buffer;
-- ``state.<name>``: one flat buffer per optimizer state (``exp_avg``, ``velocity``, ...).
+- ``state.<name>``: one flat buffer per optimizer state (``exp_avg``, ``velocity``, ...), as
+  stored (bfloat16 or int8 codes);
+- int8 state adds ``scales.<name>`` (the block scales of the quantized layers) and
+  ``small.<name>`` (the float32 state of the layers too small to quantize).
 
 Saving is atomic: the archive is written to a temporary file in the same directory, flushed
 to disk, renamed over ``path`` and the directory entry synced, so a crash at any moment
@@ -27,6 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from fastoptim.flat import FlatParams, Layout, layers_difference
+from fastoptim.optim import blockwise
 from fastoptim.optim.optimizer import Optimizer
 
 FORMAT = "fastoptim-checkpoint"
@@ -46,6 +50,9 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
     manifest = {"format": FORMAT, "version": VERSION, **describe(optimizer, optimizer.t)}
     arrays = {"manifest": np.array(json.dumps(manifest)), "params": optimizer.params.buffer}
     arrays.update({f"state.{key}": state.buffer for key, state in optimizer.state.items()})
+    if optimizer.int8 is not None:
+        arrays.update({f"scales.{key}": v for key, v in optimizer.int8.scales.items()})
+        arrays.update({f"small.{key}": v.buffer for key, v in optimizer.int8.small.items()})
     write_atomically(path, lambda file: np.savez(file, **arrays))  # type: ignore[arg-type]
 
 
@@ -85,7 +92,7 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     Raises :class:`CheckpointError` for a truncated or corrupted file, a file of another
     algorithm or layout, or NaN/Inf in it; the optimizer and its parameters are then unchanged.
     """
-    manifest, params, states = _read(os.fspath(path))
+    manifest, params, states, int8_parts = _read(os.fspath(path))
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(
             f"{path} is not a fastoptim checkpoint of version {VERSION} "
@@ -114,6 +121,8 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "layout": manifest.get("layout"),
         "state": state,
     }
+    if int8_parts:
+        state_dict["scales"] = _int8_layers(int8_parts, state, saved_layout, path)
     try:
         optimizer.load_state_dict(state_dict)  # checks everything, then writes the state
     except (KeyError, ValueError, TypeError) as error:
@@ -138,7 +147,30 @@ def _saved_layout(described: object, layout: Layout, path: object) -> Layout:
     return Layout(described["names"], described["shapes"], described["dtype"])
 
 
-def _read(path: str) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
+def _int8_layers(
+    parts: dict[str, np.ndarray], state: dict[str, dict[str, np.ndarray]], layout: Layout, path
+) -> dict[str, dict[str, np.ndarray]]:
+    """int8 state's per-layer arrays from the file's flat ones: the small layers' float32
+    state put into ``state`` in place of their unused codes, and the quantized layers'
+    block scales returned."""
+    spans, small = blockwise.block_spans(layout), blockwise.small_layout(layout)
+    scales: dict[str, dict[str, np.ndarray]] = {}
+    for key in state:
+        flat_scales, flat_small = parts.get(f"scales.{key}"), parts.get(f"small.{key}")
+        n_blocks = max((span.stop for span in spans.values()), default=0)
+        if flat_scales is None or flat_small is None:
+            raise CheckpointError(f"{path}: int8 state {key!r} lacks its scales or small layers")
+        _check_flat(flat_scales, np.empty(n_blocks, np.float32), f"{path}: scales {key!r}")
+        _check_flat(flat_small, np.empty(small.size, np.float32), f"{path}: small {key!r}")
+        scales[key] = {name: flat_scales[span] for name, span in spans.items()}
+        small_views = FlatParams(small, flat_small)
+        state[key].update({name: small_views[name] for name in small.names})
+    return scales
+
+
+def _read(
+    path: str,
+) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every array of the file, fully read (so each member's CRC-32 is verified)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -154,12 +186,15 @@ def _read(path: str) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]
         ) from error
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{path}: the manifest is not a JSON object")
-    states = {}
+    states, int8_parts = {}, {}
     for name, array in members.items():
-        if not name.startswith("state."):
+        if name.startswith(("scales.", "small.")):
+            int8_parts[name] = array
+        elif name.startswith("state."):
+            states[name.removeprefix("state.")] = array
+        else:
             raise CheckpointError(f"{path}: unexpected entry {name!r}")
-        states[name.removeprefix("state.")] = array
-    return manifest, params, states
+    return manifest, params, states, int8_parts
 
 
 def _check_flat(array: np.ndarray, target: np.ndarray, label: str, any_dtype: bool = False) -> None:

@@ -178,12 +178,14 @@ def test_state_bytes_per_parameter():
 @pytest.mark.parametrize(
     ("dtype", "state_dtype", "match"),
     [
-        (np.float32, "int4", r"state_dtype must be one of \['float32', 'float64', 'bfloat16'"),
+        (np.float32, "int4", r"state_dtype must be one of \['float32', 'float64', 'bfloat16', 'int8'"),
         (np.float32, np.float16, r"state_dtype must be one of"),
         (np.float64, "bfloat16", r"state_dtype='bfloat16' does not work with float64 "
          r"parameters; with float64 parameters use state_dtype in \['float64'\]"),
         (np.float32, "float64", r"with float32 parameters use state_dtype in "
-         r"\['float32', 'bfloat16'\]"),
+         r"\['float32', 'bfloat16', 'int8'\]"),
+        (np.float64, "int8", r"state_dtype='int8' does not work with float64 parameters; "
+         r"with float64 parameters use state_dtype in \['float64'\]"),
     ],
 )  # fmt: skip
 def test_a_state_dtype_that_does_not_work_is_refused_and_nothing_changes(dtype, state_dtype, match):

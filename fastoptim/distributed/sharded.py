@@ -38,6 +38,12 @@ class ShardedOptimizer:
 
         if reduce not in ("mean", "sum"):
             raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}")
+        if optimizer.int8 is not None:
+            raise ValueError(
+                "fastoptim.distributed cannot shard state_dtype='int8' (its blocks would have "
+                "to follow the cuts); shard an optimizer with state_dtype 'bfloat16' or "
+                "'float32'"
+            )
         self.comm, self.reduce = comm, reduce
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.optimizer = optimizer

@@ -27,5 +27,5 @@ def adagrad(p, g, state_sum, sign, weight_decay, clr, eps):
 
 
 adagrad_update = ElementwiseUpdate(
-    adagrad, n_state=1, scalars=AdagradScalars, switches={"weight_decay": 0.0}
+    adagrad, n_state=1, scalars=AdagradScalars, switches={"weight_decay": 0.0}, unsigned={0}
 )

@@ -26,6 +26,7 @@ class AdamScalars(NamedTuple):
     step_size: float  # lr / (1 - beta1**t)
     inv_bias_correction2_sqrt: float  # 1 / sqrt(1 - beta2**t)
     eps: float
+    m_bound: float  # int8 state only: the largest |m| / sqrt(v) exact moments can have
 
 
 @numba.njit(inline="always")
@@ -43,35 +44,57 @@ def adam_moments(p, g, m, v, sign, weight_decay, decay, beta1, omb1, beta2, omb2
 
 
 @numba.njit(inline="always")
+def adam_step(p, m, root, step_size, inv_bias_correction2_sqrt, eps, m_bound):
+    """``p - lr m_hat / (sqrt(v_hat) + eps)`` with ``root = sqrt(v)``. With int8 state,
+    ``m`` is first clamped to ``m_bound * root``: exact moments never exceed that (so the
+    clamp changes no step of theirs), while a second moment that quantized to 0 under a
+    nonzero first moment would otherwise give a step of ``lr m_hat / eps``. Elsewhere
+    ``m_bound`` is the literal inf and the clamp compiles away."""
+    if m_bound != np.inf:
+        limit = m_bound * root
+        m = min(max(m, -limit), limit)
+    return p - step_size * (m / (root * inv_bias_correction2_sqrt + eps))
+
+
+@numba.njit(inline="always")
 def adam(
     p, g, exp_avg, exp_avg_sq,
     sign, weight_decay, decay, beta1, omb1, beta2, omb2,
-    step_size, inv_bias_correction2_sqrt, eps,
+    step_size, inv_bias_correction2_sqrt, eps, m_bound,
 ):  # fmt: skip
     """One element of Adam: the new parameter and moments."""
     p, m, v = adam_moments(
         p, g, exp_avg, exp_avg_sq, sign, weight_decay, decay, beta1, omb1, beta2, omb2
     )
-    return p - step_size * (m / (np.sqrt(v) * inv_bias_correction2_sqrt + eps)), m, v
+    return adam_step(p, m, np.sqrt(v), step_size, inv_bias_correction2_sqrt, eps, m_bound), m, v
 
 
 @numba.njit(inline="always")
 def adam_amsgrad(
     p, g, exp_avg, exp_avg_sq, max_exp_avg_sq,
     sign, weight_decay, decay, beta1, omb1, beta2, omb2,
-    step_size, inv_bias_correction2_sqrt, eps,
+    step_size, inv_bias_correction2_sqrt, eps, m_bound,
 ):  # fmt: skip
     """As adam, but the denominator uses the largest second moment seen so far."""
     p, m, v = adam_moments(
         p, g, exp_avg, exp_avg_sq, sign, weight_decay, decay, beta1, omb1, beta2, omb2
     )
     v_max = max(max_exp_avg_sq, v)
-    return p - step_size * (m / (np.sqrt(v_max) * inv_bias_correction2_sqrt + eps)), m, v, v_max
+    root = np.sqrt(v_max)
+    return adam_step(p, m, root, step_size, inv_bias_correction2_sqrt, eps, m_bound), m, v, v_max
 
 
 # the scalars that turn an option off at these values (L2 decay, AdamW's decay)
 SWITCHES = {"weight_decay": 0.0, "decay": 1.0}
-adam_update = ElementwiseUpdate(adam, n_state=2, scalars=AdamScalars, switches=SWITCHES)
+INT8_ONLY = {"m_bound": np.inf}  # the int8 loop's clamp, off in every other loop
+adam_update = ElementwiseUpdate(
+    adam, n_state=2, scalars=AdamScalars, switches=SWITCHES, unsigned={1}, int8_only=INT8_ONLY
+)
 adam_amsgrad_update = ElementwiseUpdate(
-    adam_amsgrad, n_state=3, scalars=AdamScalars, switches=SWITCHES
+    adam_amsgrad,
+    n_state=3,
+    scalars=AdamScalars,
+    switches=SWITCHES,
+    unsigned={1, 2},
+    int8_only=INT8_ONLY,
 )

@@ -57,5 +57,6 @@ rmsprop_update = ElementwiseUpdate(
     n_state=3,
     scalars=RMSpropScalars,
     optional={1: "centered", 2: "uses_momentum"},
+    unsigned={0},
     # the gates are the switches (weight_decay stays a branch: 4 copies, not 8)
 )

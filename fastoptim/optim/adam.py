@@ -28,9 +28,11 @@ def adam_scalars(
     ``lr * m_hat / (sqrt(v_hat) + eps)`` as ``step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
     Weight decay goes into the gradient (Adam, L2) or scales the parameter by
     ``1 - lr * weight_decay`` first (AdamW, ``decoupled``). ``grad_scale`` (clipping)
-    multiplies the gradient, folded with maximize's sign into one scalar.
+    multiplies the gradient, folded with maximize's sign into one scalar. ``m_bound``
+    (int8 state) is ``moment_ratio_bound``.
     """
     beta1, beta2 = settings.betas
+    int8 = getattr(settings, "state_dtype", None) == "int8"
     return new_record(
         AdamScalars,
         (
@@ -44,8 +46,37 @@ def adam_scalars(
             lr / (1.0 - beta1**t),
             1.0 / math.sqrt(1.0 - beta2**t),
             settings.eps,
+            moment_ratio_bound(beta1, beta2, t) if int8 else math.inf,
         ),
     )
+
+
+def moment_ratio_bound(beta1: float, beta2: float, t: int) -> float:
+    r"""The largest :math:`|m_t| / \sqrt{v_t}` that Adam's exact moments can reach at step
+    :math:`t`, from zero and for any gradients.
+
+    With :math:`m_t = (1-\beta_1)\sum_{j<t} \beta_1^j g_{t-j}` and
+    :math:`v_t = (1-\beta_2)\sum_{j<t} \beta_2^j g_{t-j}^2`, Cauchy-Schwarz gives
+
+    .. math::
+
+        |m_t| \le (1-\beta_1) \sqrt{S_t} \sqrt{v_t / (1-\beta_2)},
+        \qquad S_t = \sum_{j<t} (\beta_1^2/\beta_2)^j,
+
+    so the step :math:`\eta \hat m_t / (\sqrt{\hat v_t} + \epsilon)` is at most
+    :math:`\eta R_t` with :math:`R_t = (1-\beta_1)\sqrt{S_t (1-\beta_2^t)} /
+    ((1-\beta_1^t)\sqrt{1-\beta_2})` (1 at :math:`t = 1`; about 7.3 for the default
+    betas). int8 state clamps :math:`|m|` to this bound times :math:`\sqrt{v}`. With
+    :math:`\beta_2 = 0` (:math:`v_t = g_t^2`, nothing stored matters) there is no bound: inf.
+    """
+    if beta2 == 0.0:
+        return math.inf
+    ratio = beta1 * beta1 / beta2
+    try:
+        total = float(t) if ratio == 1.0 else (1.0 - ratio**t) / (1.0 - ratio)
+    except OverflowError:  # beta1**2 > beta2: the bound grows without limit
+        return math.inf
+    return (1.0 - beta1) * math.sqrt(total / (1.0 - beta2))
 
 
 def _adamw_scalars(

@@ -28,6 +28,7 @@ from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import new_record
 from fastoptim.optim import state_dtypes
+from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.groups import (
@@ -43,7 +44,7 @@ from fastoptim.optim.hyperparameters import (
     check_step,
 )
 from fastoptim.optim.nonfinite import NonFiniteGuard
-from fastoptim.optim.saved_state import check_state_dict, checked_state_array, holds
+from fastoptim.optim.saved_state import check_state_dict, checked_scales, checked_state_array, holds
 from fastoptim.optim.segments import (
     check_no_shared_memory,
     check_same_layout,
@@ -88,6 +89,10 @@ def _setting(name: str) -> property:
     return property(get, set_, doc=f"The hyper-parameter ``{name}`` (checked when set).")
 
 
+# every optimizer class by name (a state_dict's 'algorithm')
+OPTIMIZER_CLASSES: dict[str, type[Optimizer]] = {}
+
+
 class Optimizer:
     """Base class of the optimizer classes: a subclass sets ``declaration``, and its
     signature, docstring parameters (in place of ``{parameters}``) and one property per
@@ -102,6 +107,7 @@ class Optimizer:
         declaration = cls.__dict__.get("declaration")
         if declaration is None:
             return
+        OPTIMIZER_CLASSES[cls.__name__] = cls
         cls.__signature__ = declaration.signature(OWN_OPTIONS)  # type: ignore[attr-defined]
         if cls.__doc__ and "{parameters}" in cls.__doc__:
             section = textwrap.indent(declaration.parameters_doc(), "    ").lstrip()
@@ -123,9 +129,7 @@ class Optimizer:
         self._set_settings(
             self._resolved(self.declaration.checked_settings(values), _params_dtype(params))
         )
-        self.kernel = self.declaration.kernel(self.settings).stored_as(self.storage)
-        # how many random streams a step's kernel takes (bfloat16 state), else 0
-        self._rounding_streams = self.kernel.n_random_streams
+        self._set_kernel()
         self._state_order = self.declaration.states(self.settings)
         self.state_names = self.declaration.state_names(self.settings)
         self.last_grad_norm: float | None = None  # before clipping, of the last step's grads
@@ -136,12 +140,32 @@ class Optimizer:
         )
         self.params: FlatParams = _as_flat_params(params, layer_order(self.groups, names))
         self.layout = self.params.layout
+        # int8 state: the codes are self.state; the scales and the small layers' float32
+        # state are here (None for every other state dtype)
+        self.int8: Int8Storage | None = None
+        initial = self.declaration.initial_state(self.settings)
+        if self.storage == "int8":
+            order = self._state_order
+            self.int8 = Int8Storage(self.layout, self.state_names, order, self.kernel.unsigned)
+            self.state = self.int8.codes
+            for name, value in initial.items():
+                self.int8.fill(name, value)
+            return
         stored = state_dtypes.stored_dtype(self.state_dtype)
-        self.state: dict[str, FlatParams] = {
+        self.state = {
             name: FlatParams(self.layout, stored_dtype=stored) for name in self.state_names
         }
-        for name, value in self.declaration.initial_state(self.settings).items():
+        for name, value in initial.items():
             self.state[name].buffer.fill(state_dtypes.stored_values(value, self.state_dtype))
+
+    def _set_kernel(self) -> None:
+        """The kernel loops of the settings: ``kernel`` the state's own storage's, and the
+        float loop beside it (the small layers of int8 state)."""
+        update = self.declaration.kernel(self.settings)
+        self.kernel = update.stored_as(self.storage)
+        self._loops = {"float": update, self.storage: self.kernel}
+        # how many random streams a step's kernel takes (bfloat16 state), else 0
+        self._rounding_streams = self.kernel.n_random_streams
 
     def _resolved(self, settings: Settings, params_dtype: np.dtype | None = None) -> Settings:
         """``settings`` with ``state_dtype=None`` standing for the parameters' dtype, and
@@ -167,7 +191,9 @@ class Optimizer:
     @property
     def state_nbytes(self) -> int:
         """The bytes the state buffers hold (8 per parameter for Adam's float32 state, 4
-        for bfloat16)."""
+        for bfloat16, about 2.03 for int8: codes, scales and the small layers' float32)."""
+        if self.int8 is not None:
+            return self.int8.nbytes
         return sum(state.buffer.nbytes for state in self.state.values())
 
     # -- hyper-parameters -------------------------------------------------------------------
@@ -298,7 +324,9 @@ class Optimizer:
         """The update itself: the kernel on checked ``pieces`` as step ``t``, with each
         group's learning rate from ``rates`` and every gradient times ``grad_scale``
         (clipping; the mean over ranks of a sharded step). ``self.t`` is left alone."""
-        self.kernel.run_pieces(pieces, self.scalar_table(t, rates, grad_scale))
+        table = self.scalar_table(t, rates, grad_scale)
+        for piece in pieces:
+            piece.loop.variant_for(piece.param)(*piece.arrays, *table[piece.group])
 
     def update_layer(self, name: str, grad: np.ndarray, t: int, grad_scale: float = 1.0) -> None:
         """One kernel call that updates layer ``name`` alone, as step ``t`` of that layer,
@@ -311,7 +339,7 @@ class Optimizer:
         view = self._layer_segments[name]
         scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[view.group]
         param = view.flat_param
-        self.kernel.variant_for(param)(param, grad, *view.kernel_states, *view.tail, *scalars)
+        view.loop.variant_for(param)(param, grad, *view.kernel_states, *view.tail, *scalars)
 
     def learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""
@@ -401,7 +429,7 @@ class Optimizer:
         # unpacked in the loop header: the fields of this module's own LayerView records, in
         # their order (attribute reads cost more, once per field per layer per step)
         for (
-            group, name, names, param, flat_param, flat_states, states, bounds, tail,
+            group, name, names, param, flat_param, flat_states, states, bounds, tail, loop,
         ) in self._layer_views:  # fmt: skip
             describe = partial(self._label, name, prefix)
             grad = layer_grad(grads[prefix + name], param, describe)
@@ -411,7 +439,9 @@ class Optimizer:
             else:  # place-holders in the kernel's order: check the buffers as messages name them
                 check_no_shared_memory((flat_param, grad, *flat_states), describe)
             pieces.append(
-                new_record(Piece, (group, names, flat_param, grad, states, bounds, arrays + tail))
+                new_record(
+                    Piece, (group, names, flat_param, grad, states, bounds, arrays + tail, loop)
+                )
             )
         return pieces
 
@@ -433,6 +463,7 @@ class Optimizer:
                 run.states,
                 run.norm_bounds,
                 run.tail,
+                run.loop,
             )
             for run in self._flat_runs
         ]
@@ -464,6 +495,10 @@ class Optimizer:
         check_writable(self.params.buffer, "params")  # raises, naming the buffer
         for key, state in self.state.items():
             check_writable(state.buffer, f"state[{key!r}]")
+        if self.int8 is not None:
+            for key in self.state:
+                check_writable(self.int8.scales[key], f"int8.scales[{key!r}]")
+                check_writable(self.int8.small[key].buffer, f"int8.small[{key!r}]")
 
     # -- views of the buffers, made once ------------------------------------------------------
     @cached_property
@@ -488,7 +523,8 @@ class Optimizer:
 
     @cached_property
     def _own_buffers(self) -> tuple[np.ndarray, ...]:
-        return (self.params.buffer, *self._state_buffers)
+        held = () if self.int8 is None else self.int8.buffers()
+        return (self.params.buffer, *self._state_buffers, *held)
 
     @cached_property
     def _own_memory_owners(self) -> frozenset[int]:
@@ -507,8 +543,16 @@ class Optimizer:
 
     @property
     def _buffers(self) -> Buffers:
-        offset = self.first_index if self.storage != "float" else None
-        return Buffers(self.params, self.state, self.groups, self._state_order, offset)
+        return Buffers(
+            self.params,
+            self.state,
+            self.groups,
+            self._state_order,
+            self._loops,
+            self.storage,
+            self.first_index,
+            self.int8,
+        )
 
     @cached_property
     def _layer_segments(self) -> dict[str, LayerView]:
@@ -527,7 +571,7 @@ class Optimizer:
         # view would be an independent array. The settings record is made per declaration,
         # so it travels as a dict.
         # The kernel is the declaration's (compiled code, shared): remade, not copied.
-        skipped = (*CACHED_VIEWS, "kernel")
+        skipped = (*CACHED_VIEWS, "kernel", "_loops")
         state = {k: v for k, v in self.__dict__.items() if k not in skipped}
         state["settings"] = dataclasses.asdict(self.settings)
         return state
@@ -535,7 +579,7 @@ class Optimizer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._set_settings(self.declaration.settings_type(**state["settings"]))
-        self.kernel = self.declaration.kernel(self.settings).stored_as(self.storage)
+        self._set_kernel()
 
     def _label(self, name: str | None, grad_prefix: str, position: int) -> str:
         """How messages name array ``position`` of layer ``name`` (None: the whole buffer)."""
@@ -552,18 +596,38 @@ class Optimizer:
 
         Keys: ``algorithm``, ``hyperparameters``, ``groups`` (each group's layers and
         settings, without the default group), ``t``, ``layout`` (names, shapes, dtype) and
-        ``state`` (for each state buffer, a dict of arrays by layer name).
+        ``state`` (for each state buffer, a dict of arrays by layer name, as stored: codes
+        for bfloat16 and for int8's quantized layers). int8 state adds ``scales`` (for
+        each state, each quantized layer's float32 block scales).
         """
-        return {
+        saved = {
             "algorithm": type(self).__name__,
             "hyperparameters": self.hyperparameters(),
             "groups": self.group_settings(),
             "t": self.t,
             "layout": self.layout.describe(),
-            "state": {
-                key: {name: np.array(state[name]) for name in self.layout.names}
-                for key, state in self.state.items()
-            },
+        }
+        if self.int8 is not None:
+            saved["state"] = {key: self.int8.stored(key) for key in self.state}
+            saved["scales"] = {key: self.int8.stored_scales(key) for key in self.state}
+            return saved
+        saved["state"] = {
+            key: {name: np.array(state[name]) for name in self.layout.names}
+            for key, state in self.state.items()
+        }
+        return saved
+
+    def state_values(self, key: str) -> dict[str, np.ndarray]:
+        """State ``key`` (``'exp_avg'``, ...) as float values by layer, decoded from how it
+        is stored (copies): the numbers the next step starts from, for any state_dtype."""
+        if key not in self.state:
+            raise KeyError(f"no state {key!r}; this optimizer keeps {list(self.state)}")
+        if self.int8 is not None:
+            return {name: self.int8.values(key, name) for name in self.layout.names}
+        state = self.state[key]
+        return {
+            name: state_dtypes.float_values(np.array(state[name]), self.state_dtype)
+            for name in self.layout.names
         }
 
     def group_settings(self) -> list[dict[str, Any]]:
@@ -597,18 +661,22 @@ class Optimizer:
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
         check_lr_or_schedule(saved_hyperparameters["lr"], t + 1)  # at the step to come
         groups = restored_groups(state_dict.get("groups", []), self.groups, t + 1)
-        arrays = {}
+        arrays = {}  # target view -> checked array
         for key in self.state_names:
             saved = state_dict["state"][key]
             for name in self.layout.names:
                 label = f"state_dict['state'][{key!r}][{name!r}]"
-                arrays[key, name] = checked_state_array(
-                    saved[name], label, self.state[key][name], self.state_dtype
+                target = self.state[key][name] if self.int8 is None else self.int8.target(key, name)
+                arrays[key, name] = (
+                    target,
+                    checked_state_array(saved[name], label, target, self.state_dtype),
                 )
+        if self.int8 is not None:
+            arrays.update(checked_scales(state_dict, self.int8))
         self.set_hyperparameters(**saved_hyperparameters)  # validates, then sets
         self.groups = groups
-        for (key, name), array in arrays.items():
-            np.copyto(self.state[key][name], array)
+        for target, array in arrays.values():
+            np.copyto(target, array)
         self.t = t
 
     def __repr__(self) -> str:
@@ -644,4 +712,4 @@ def _as_flat_params(params: object, order: list[str]) -> FlatParams:
     return flat
 
 
-__all__ = ["CACHED_VIEWS", "GradsLike", "Optimizer", "Piece"]
+__all__ = ["CACHED_VIEWS", "OPTIMIZER_CLASSES", "GradsLike", "Optimizer", "Piece"]

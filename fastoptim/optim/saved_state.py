@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fastoptim.flat import layers_difference
+from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.state_dtypes import float_values
 
 
@@ -68,6 +69,34 @@ def checked_state_array(
             f"{label} is a {array.dtype} array of shape {array.shape}; "
             f"expected {target.dtype} of shape {target.shape}"
         )
-    if not np.isfinite(float_values(array, state_dtype)).all():
+    codes = state_dtype == "int8" and array.dtype.kind in "iu"  # int8 codes: always finite
+    if not codes and not np.isfinite(float_values(array, state_dtype)).all():
         raise ValueError(f"{label} holds NaN or Inf; this state cannot continue training")
     return array
+
+
+def checked_scales(state_dict: Mapping, storage: Int8Storage) -> dict[tuple, tuple]:
+    """int8 state's saved block scales, checked against ``storage``: (target view, array)
+    by (``'scales'``, state, layer)."""
+    scales = state_dict.get("scales")
+    if not isinstance(scales, Mapping) or set(scales) != set(storage.scales):
+        raise KeyError(
+            f"state_dict['scales'] must hold the block scales of {sorted(storage.scales)} "
+            f"(int8 state); {holds(scales, sorted(storage.scales))}"
+        )
+    checked = {}
+    for key, by_layer in scales.items():
+        expected = sorted(storage.block_span)
+        if not isinstance(by_layer, Mapping) or sorted(by_layer) != expected:
+            raise KeyError(
+                f"state_dict['scales'][{key!r}] must hold one array per quantized layer; "
+                f"{holds(by_layer, expected)}"
+            )
+        for name, span in storage.block_span.items():
+            target = storage.scales[key][span]
+            label = f"state_dict['scales'][{key!r}][{name!r}]"
+            checked["scales", key, name] = (
+                target,
+                checked_state_array(by_layer[name], label, target, "float32"),
+            )
+    return checked

@@ -5,11 +5,12 @@ parameters, what the buffers hold, and the explicit conversion of a saved state.
 - ``"bfloat16"`` (float32 parameters): each state element in 16 bits, bfloat16 bit patterns
   in uint16 arrays, stochastically rounded on every store (kernels/bfloat16.py). Half the
   state's memory and traffic; the numbers are no longer torch's, but unbiased.
+- ``"int8"`` (float32 parameters): 8-bit codes with one float32 scale per block of 256
+  (optim/blockwise.py, kernels/int8.py); layers below 4096 elements keep float32 state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ STATE_DTYPES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "float32": (("float32",), None),
     "float64": (("float64",), None),
     "bfloat16": (("float32",), "uint16"),
+    "int8": (("float32",), "int8"),  # int8 codes for signed states, uint8 for unsigned ones
 }
 ROUNDING_SEED = 0  # the seed of the stochastic rounding's random bits (see step_keys)
 
@@ -54,7 +56,7 @@ def resolved_state_dtype(value: str | None, param_dtype: np.dtype, algorithm: st
 
 def storage(state_dtype: str) -> str:
     """The kernel loop's storage for ``state_dtype`` (kernels/elementwise.py)."""
-    return "bfloat16" if state_dtype == "bfloat16" else "float"
+    return state_dtype if state_dtype in ("bfloat16", "int8") else "float"
 
 
 def stored_dtype(state_dtype: str) -> np.dtype | None:
@@ -81,26 +83,3 @@ def float_values(stored: np.ndarray, state_dtype: str) -> np.ndarray:
 def rounding_keys(t: int, streams: int) -> tuple[int, ...]:
     """The keys of the random streams of step ``t`` (bfloat16 state)."""
     return bfloat16.step_keys(ROUNDING_SEED, t, streams)
-
-
-def convert_state_dtype(state_dict: Mapping[str, Any], state_dtype: str) -> dict[str, Any]:
-    """A copy of an optimizer's ``state_dict`` with its state stored as ``state_dtype``:
-    the explicit conversion ``load_state_dict`` asks for when the dtypes differ.
-
-    bfloat16 codes are decoded exactly; float values are rounded to nearest bfloat16 once.
-    ``opt.load_state_dict(fastoptim.convert_state_dtype(saved, opt.state_dtype))``.
-    """
-    check_state_dtype_name(state_dtype, "state_dtype")
-    hyperparameters = dict(state_dict["hyperparameters"])
-    param_dtype = np.dtype(state_dict["layout"]["dtype"])
-    source = hyperparameters.get("state_dtype") or param_dtype.name
-    resolved_state_dtype(state_dtype, param_dtype, str(state_dict["algorithm"]))
-    state = {
-        key: {
-            name: stored_values(float_values(np.asarray(array), source), state_dtype)
-            for name, array in arrays.items()
-        }
-        for key, arrays in state_dict["state"].items()
-    }
-    hyperparameters["state_dtype"] = state_dtype
-    return {**state_dict, "hyperparameters": hyperparameters, "state": state}

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastoptim.kernels import new_record
+from fastoptim.kernels import UpdateLoop, new_record
 
 
 class Piece(NamedTuple):
@@ -21,6 +21,7 @@ class Piece(NamedTuple):
     states: tuple[np.ndarray, ...]  # in the kernel's order
     norm_bounds: np.ndarray  # block bounds of the gradient for the clipping norm
     arrays: tuple  # (param, grad, *states, *tail): the kernel's arguments before the scalars
+    loop: UpdateLoop  # the kernel loop of its storage
 
     @classmethod
     def of(
@@ -31,12 +32,13 @@ class Piece(NamedTuple):
         grad: np.ndarray,
         states: tuple[np.ndarray, ...],
         norm_bounds: np.ndarray,
-        tail: tuple = (),
+        tail: tuple,
+        loop: UpdateLoop,
     ) -> Piece:
         """The piece of these arrays, with ``arrays`` made from them and ``tail`` (the
-        kernel's arguments after the states: the offset of bfloat16 state)."""
+        kernel's arguments after the states: see FlatRun)."""
         arrays = (param, grad, *states, *tail)
-        return new_record(cls, (group, names, param, grad, states, norm_bounds, arrays))
+        return new_record(cls, (group, names, param, grad, states, norm_bounds, arrays, loop))
 
 
 class FlatRun(NamedTuple):
@@ -50,7 +52,10 @@ class FlatRun(NamedTuple):
     param: np.ndarray  # views of that range
     states: tuple[np.ndarray, ...]  # in the kernel's order
     norm_bounds: np.ndarray
-    tail: tuple  # the kernel's arguments after the states: (start,) for bfloat16 state
+    # the kernel's arguments after the states: (start,) for bfloat16 state, (*scales,
+    # bounds, block) for int8, () else
+    tail: tuple
+    loop: UpdateLoop  # the kernel loop of its storage
 
 
 class LayerView(NamedTuple):
@@ -65,4 +70,5 @@ class LayerView(NamedTuple):
     kernel_states: tuple[np.ndarray, ...]  # 1-D, in the kernel's order (flat_states itself
     # when that is the same)
     norm_bounds: np.ndarray
-    tail: tuple  # the kernel's arguments after the states: (offset,) for bfloat16 state
+    tail: tuple  # the kernel's arguments after the states, as FlatRun's
+    loop: UpdateLoop  # the kernel loop of its storage

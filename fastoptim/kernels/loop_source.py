@@ -1,0 +1,270 @@
+"""The source of an element function's loops, one per storage of the state.
+
+A loop is written out per algorithm (then compiled by kernels/elementwise.py) so that each
+is one flat function LLVM vectorises: a loop over a generic element call would not know the
+number of states. ``{...}`` in the templates are filled in here. The inner loop is written
+once per setting of the switches (see ``_switched``).
+
+- ``float``: the state in the parameters' dtype, read and written as it is;
+- ``bfloat16``: chunks of ``CHUNK`` elements in parallel, the state decoded on load and
+  stochastically rounded on store, the random bits carried as a Weyl sequence;
+- ``int8``: chunks of ``BLOCKS_PER_CHUNK`` quantization blocks in parallel. Per block, one
+  sweep decodes the old state, updates, writes the parameters and keeps the new state in a
+  scratch array of one block (in L1) while it finds the block's new scale; a second sweep
+  over that scratch encodes the codes. One pass over memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+from fastoptim.kernels import bfloat16
+
+CHUNK = 4096  # elements per parallel chunk of the bfloat16 loop
+BLOCKS_PER_CHUNK = 64  # quantization blocks per parallel chunk of the int8 loop
+STORAGES = ("float", "bfloat16", "int8")
+
+_FLOAT_LOOP = """
+def {name}(param, grad, {states}{scalars}):
+    zero = param.dtype.type(0)
+{present}
+{inner}
+"""
+_FLOAT_INNER = """
+    for i in loop(param.size):
+        p, {new} = element(param[i], grad[i], {loads}{scalars})
+{stores}
+        param[i] = p"""
+_BFLOAT16_LOOP = """
+def {name}(param, grad, {states}offset, {scalars}{keys}):
+    zero = np.float32(0)
+{present}
+    n = param.size
+    for chunk in loop((n + CHUNK - 1) // CHUNK):
+        start = chunk * CHUNK
+        stop = min(start + CHUNK, n)
+        param_c = param[start:stop]
+        grad_c = grad[start:stop]
+{slices}
+{streams}
+{inner}
+"""
+_BFLOAT16_INNER = """
+        for i in range(param_c.size):
+            p, {new} = element(param_c[i], grad_c[i], {loads}{scalars})
+{stores}
+            param_c[i] = p
+{advance}"""
+_INT8_LOOP = """
+def {name}(param, grad, {states}{scales}bounds, block, {scalars}):
+    zero = np.float32(0)
+{present}
+    n_blocks = bounds.size - 1
+    for chunk in loop((n_blocks + BLOCKS_PER_CHUNK - 1) // BLOCKS_PER_CHUNK):
+{scratch}
+        for b in range(chunk * BLOCKS_PER_CHUNK, min((chunk + 1) * BLOCKS_PER_CHUNK, n_blocks)):
+            start = bounds[b]
+            stop = bounds[b + 1]
+            param_b = param[start:stop]
+            grad_b = grad[start:stop]
+{inner}
+"""
+_INT8_INNER = """
+{prologue}
+            for i in range(param_b.size):
+                p, {new} = element(param_b[i], grad_b[i], {loads}{scalars})
+                param_b[i] = p
+{keep}
+{rescale}
+            for i in range(param_b.size):
+{encode}"""
+
+
+def loop_source(
+    storage: str,
+    name: str,
+    n_state: int,
+    scalars: Sequence[str],
+    optional: Mapping[int, str],
+    switches: Mapping[str, float],
+    unsigned: Collection[int] = (),
+    int8_only: Mapping[str, float] | None = None,
+) -> str:
+    """The source of the ``storage`` loop of an element function with ``n_state`` states.
+
+    ``optional`` maps the states that may be absent to their gate scalar (a state is read
+    and written only while its gate is not 0 and its buffer not a zero-length
+    place-holder); ``switches`` maps scalars to the value that turns their option off (the
+    float loop switches on the gates alone); ``unsigned`` are the states that are never
+    negative (int8 stores them with the unsigned map); ``int8_only`` maps the scalars only
+    the int8 loop uses to the value that stands for them in the others."""
+    fixed = {} if storage == "int8" else dict(int8_only or {})
+    states = [f"s{k}" for k in range(n_state)]
+    common = {
+        "name": name,
+        "states": "".join(x + ", " for x in states),
+        "scalars": "".join(x + ", " for x in scalars),
+        "present": "\n".join(
+            f"    has{k} = s{k}.size != 0 and {gate} != 0.0" for k, gate in sorted(optional.items())
+        ),
+    }
+    new = ", ".join(f"n{k}" for k in range(n_state)) + ("," if n_state == 1 else "")
+    if storage == "float":
+        loads = [f"s{k}[i]" for k in range(n_state)]
+
+        def float_body(kept: list[int], arguments: str) -> str:
+            return _FLOAT_INNER.format(
+                new=new,
+                loads=_loads(loads, kept),
+                scalars=arguments,
+                stores="\n".join(f"        s{k}[i] = n{k}" for k in kept),
+            )
+
+        inner = _switched(float_body, 4, n_state, "param.dtype.type", {}, optional, scalars, fixed)
+        return _FLOAT_LOOP.format(inner=inner, **common)
+    if storage == "bfloat16":
+        return _bfloat16_source(common, new, n_state, scalars, optional, switches, fixed)
+    if storage == "int8":
+        return _int8_source(common, new, n_state, scalars, optional, switches, set(unsigned))
+    raise ValueError(f"no {storage!r} loop; the storages are {list(STORAGES)}")
+
+
+def _bfloat16_source(common, new, n_state, scalars, optional, switches, fixed) -> str:
+    streams = -(-n_state // bfloat16.STATES_PER_STREAM)
+    loads = [f"decode(s{k}_c[i])" for k in range(n_state)]
+    advance = "\n".join(
+        f"            r{j} = weyl(r{j}, 1, {bfloat16.stream_step(j)})" for j in range(streams)
+    )
+
+    def body(kept: list[int], arguments: str) -> str:
+        stores = [
+            f"            s{k}_c[i] = encode(n{k}, "
+            + (f"r{k // 2})" if k % 2 == 0 else f"high16(r{k // 2}))")
+            for k in kept
+        ]
+        return _BFLOAT16_INNER.format(
+            new=new,
+            loads=_loads(loads, kept),
+            scalars=arguments,
+            stores="\n".join(stores),
+            advance=advance,
+        )
+
+    return _BFLOAT16_LOOP.format(
+        inner=_switched(body, 8, n_state, "np.float32", switches, optional, scalars, fixed),
+        keys=", ".join(f"key{j}" for j in range(streams)),
+        slices="\n".join(f"        s{k}_c = s{k}[start:stop]" for k in range(n_state)),
+        streams="\n".join(
+            f"        r{j} = weyl(key{j}, offset + start, {bfloat16.stream_step(j)})"
+            for j in range(streams)
+        ),
+        **common,
+    )
+
+
+def _int8_source(common, new, n_state, scalars, optional, switches, unsigned) -> str:
+    kind = ["unsigned" if k in unsigned else "signed" for k in range(n_state)]
+    levels = ["UNSIGNED_LEVELS" if k in unsigned else "SIGNED_LEVELS" for k in range(n_state)]
+    loads = [f"decode_{kind[k]}(s{k}_b[i], step{k})" for k in range(n_state)]
+    pad = " " * 12
+
+    def body(kept: list[int], arguments: str) -> str:
+        prologue, keep, rescale, encode = [], [], [], []
+        for k in kept:
+            prologue += [
+                f"{pad}s{k}_b = s{k}[start:stop]",
+                f"{pad}step{k} = scale{k}[b] * np.float32(1.0 / ({levels[k]} * {levels[k]}))",
+                f"{pad}top{k} = np.int32(0)",
+            ]
+            kept_value = f"np.sqrt(n{k})" if k in unsigned else f"n{k}"  # the map's argument
+            keep += [
+                f"{pad}    kept{k} = {kept_value}",
+                f"{pad}    new{k}[i] = kept{k}",
+                f"{pad}    top{k} = larger_bits(top{k}, magnitude_bits(kept{k}))",
+            ]
+            largest = f"from_bits(top{k})"
+            rescale += [
+                f"{pad}largest{k} = {largest}",
+                f"{pad}scale{k}[b] = largest{k}"
+                + (f" * largest{k}" if k in unsigned else ""),  # a root: the scale is its square
+                f"{pad}inverse{k} = {kind[k]}_inverse(largest{k})",
+            ]
+            encode.append(f"{pad}    s{k}_b[i] = encode_{kind[k]}(new{k}[i], inverse{k})")
+        return _INT8_INNER.format(
+            prologue="\n".join(prologue),
+            new=new,
+            loads=_loads(loads, kept),
+            scalars=arguments,
+            keep="\n".join(keep),
+            rescale="\n".join(rescale),
+            encode="\n".join(encode) or f"{pad}    pass",
+        )
+
+    return _INT8_LOOP.format(
+        inner=_switched(body, 12, n_state, "np.float32", switches, optional, scalars, {}),
+        scales="".join(f"scale{k}, " for k in range(n_state)),
+        scratch="\n".join(
+            f"        new{k} = np.empty(block, dtype=np.float32)" for k in range(n_state)
+        ),
+        **common,
+    )
+
+
+def _loads(loads: Sequence[str], kept: Collection[int]) -> str:
+    """The element's state arguments: a load where the state is kept, else ``zero``."""
+    return "".join((load if k in kept else "zero") + ", " for k, load in enumerate(loads))
+
+
+def _switched(
+    body: Callable[[list[int], str], str],
+    indent: int,
+    n_state: int,
+    literal: str,
+    switches: Mapping[str, float],
+    optional: Mapping[int, str],
+    scalars: Sequence[str],
+    fixed: Mapping[str, float],
+) -> str:
+    """The inner loop ``body(kept states, scalar arguments)`` (written at depth ``indent``)
+    once per setting of the switches, chosen by ``if``/``elif`` before the loop. In each copy an off switch is
+    passed as its value (``literal(value)``, the kernel's scalar type: a float64 one would
+    widen the element's arithmetic), so Numba folds the option's branch away instead of
+    testing it on every element: LLVM does not unswitch such loops, and a state read or
+    written under a branch stops it vectorising at all. A state whose gate is off is
+    neither read nor written; the gate is on while ``has{k}`` (gate not 0, buffer not a
+    place-holder). A ``fixed`` scalar is always its value (an option this loop lacks)."""
+    gates = {gate: k for k, gate in optional.items()}
+    names = list(dict.fromkeys([*gates, *switches]))
+    off_value = {name: float(switches.get(name, 0.0)) for name in names}
+    off_value.update(fixed)
+    branches: list[str] = []
+    for setting in itertools.product((True, False), repeat=len(names)):
+        on = dict(zip(names, setting, strict=True))
+        on.update({name: False for name in fixed})
+        arguments = [
+            name if on.get(name, True) else f"{literal}({_number(off_value[name])})"
+            for name in scalars
+        ]
+        kept = [k for k in range(n_state) if k not in optional or on[optional[k]]]
+        text = body(kept, "".join(x + ", " for x in arguments))
+        if not names:
+            return text
+        condition = " and ".join(
+            (f"has{gates[name]}" if value else f"not has{gates[name]}")
+            if name in gates
+            else f"{name} {'!=' if value else '=='} {_number(off_value[name])}"
+            for name, value in on.items()
+            if name not in fixed
+        )
+        keyword = "if" if not branches else "elif"
+        branches.append(f"{' ' * indent}{keyword} {condition}:" + textwrap.indent(text, "    "))
+    return "\n".join(branches)
+
+
+def _number(value: float) -> str:
+    """A float as source (``np.inf`` for infinity, which has no literal)."""
+    if value == float("inf"):
+        return "np.inf"
+    return repr(value)
