@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     bench.add_argument(
         "--state-dtype",
-        choices=["bfloat16"],
+        choices=["bfloat16", "int8"],
         default=None,
         help="fastoptim's state dtype (default: the parameters'); the table adds fastoptim "
         "with float32 state and the roof of the smaller state",

@@ -98,16 +98,26 @@ def test_a_bfloat16_step_is_the_float32_step_of_the_decoded_state_rounded_stocha
 THREADED = [a for a in STATEFUL if a.name in ("lion", "adam-torch", "adamw amsgrad", "sgd")]
 
 
+def stored_bytes(opt: fastoptim.Optimizer) -> list[bytes]:
+    """Every buffer an optimizer steps, as bytes: parameters, state, int8's scales and
+    small layers."""
+    held = () if opt.int8 is None else opt.int8.buffers()
+    return [opt.params.buffer.tobytes()] + [
+        b.tobytes() for b in (*(s.buffer for s in opt.state.values()), *held)
+    ]
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
 @pytest.mark.parametrize("algorithm", THREADED, ids=lambda a: a.name)
-def test_bfloat16_state_gives_the_same_bits_for_one_and_two_threads(algorithm):
+def test_low_precision_state_gives_the_same_bits_for_one_and_two_threads(algorithm, state_dtype):
     def run(threads):
         float_opt = algorithm.make_optimizer(_params(0, BIG), algorithm.hyperparameter_sets[0])
-        opt = _twin(float_opt, _params(0, BIG), "bfloat16")
+        opt = _twin(float_opt, _params(0, BIG), state_dtype)
         rng = np.random.default_rng(3)
         with fastoptim.num_threads(threads):
             for _ in range(3):
                 opt.step(_grads(rng, BIG))
-        return [opt.params.buffer.tobytes()] + [s.buffer.tobytes() for s in opt.state.values()]
+        return stored_bytes(opt)
 
     assert len(THREADED) == 4
     assert fastoptim.config.SERIAL_BELOW <= 41 * 500
@@ -123,23 +133,26 @@ def test_bfloat16_state_round_trips_through_state_dict_pickle_and_save(algorithm
     saved = opt.state_dict()
     assert saved["hyperparameters"]["state_dtype"] == "bfloat16"
     assert all(a.dtype == np.uint16 for s in saved["state"].values() for a in s.values())
-    restored = _twin(opt, _params(9), "bfloat16")
-    restored.load_state_dict(saved)
+    assert_round_trips(opt, _grads(rng), tmp_path)
+
+
+def assert_round_trips(opt: fastoptim.Optimizer, grads, tmp_path) -> None:
+    """A copy of ``opt`` through load_state_dict(state_dict()), deepcopy, pickle and
+    save/load each takes the next step with ``grads`` to the same bits as ``opt``."""
+    restored = _twin(opt, _params(9), opt.state_dtype)
+    restored.load_state_dict(opt.state_dict())
     np.copyto(restored.params.buffer, opt.params.buffer)
     copied = copy.deepcopy(opt)
     unpickled = pickle.loads(pickle.dumps(opt))
-    path = tmp_path / "bf16"
+    path = tmp_path / "checkpoint"
     fastoptim.save(path, opt)
-    loaded = _twin(opt, _params(9), "bfloat16")
+    loaded = _twin(opt, _params(9), opt.state_dtype)
     fastoptim.load(path, loaded)
     others = [restored, copied, unpickled, loaded]
-    grads = _grads(rng)
     for each in [opt, *others]:
         each.step(grads)
     for other in others:
-        assert other.params.buffer.tobytes() == opt.params.buffer.tobytes()
-        for name in opt.state_names:
-            assert other.state[name].buffer.tobytes() == opt.state[name].buffer.tobytes()
+        assert stored_bytes(other) == stored_bytes(opt)
 
 
 def test_a_checkpoint_of_another_state_dtype_loads_only_by_an_explicit_conversion():
@@ -209,21 +222,24 @@ def test_the_default_is_the_parameters_dtype_and_keeps_torch_numbers():
     assert fastoptim.Adam(params64).hyperparameters()["state_dtype"] == "float64"
 
 
-def test_bfloat16_adam_tracks_float32_adam_on_a_least_squares_problem():
-    """Not the convergence study (the bench's): a sanity check that the rounding is
-    unbiased enough for Adam to reach the same loss on a small regression."""
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_low_precision_adam_tracks_float32_adam_on_a_least_squares_problem(state_dtype):
+    """Not the convergence study (the bench's): a sanity check that the stored state is
+    accurate enough for Adam to reach the same loss on a regression (4096 weights: int8
+    quantizes the layer)."""
     rng = np.random.default_rng(5)
-    features = rng.standard_normal((256, 64)).astype(np.float32)
-    target = features @ rng.standard_normal(64).astype(np.float32)
+    features = rng.standard_normal((512, 4096)).astype(np.float32) / 64
+    target = features @ rng.standard_normal(4096).astype(np.float32)
 
     def train(state_dtype):
-        params = {"w": np.zeros(64, np.float32)}
+        params = {"w": np.zeros(4096, np.float32)}
         opt = fastoptim.Adam(params, lr=0.01, state_dtype=state_dtype)
-        for _ in range(1500):
+        for _ in range(300):
             residual = features @ params["w"] - target
             opt.step({"w": (features.T @ residual / len(target)).astype(np.float32)})
         return float(np.mean((features @ params["w"] - target) ** 2))
 
-    float_loss, bfloat16_loss = train("float32"), train("bfloat16")
-    assert float_loss < 1e-3 * float(np.mean(target**2))
-    assert bfloat16_loss < 2 * float_loss + 1e-6
+    start = float(np.mean(target**2))
+    float_loss, low_loss = train("float32"), train(state_dtype)
+    assert float_loss < 1e-2 * start
+    assert low_loss < 1.5 * float_loss + 1e-4 * start

@@ -94,8 +94,8 @@ class KernelAlone(FastoptimFlat):
         optimizer = self.optimizer
         (piece,) = optimizer.plan(self.grads)  # one piece: no groups
         scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]
-        segment = piece.arrays  # (param, grad, *states[, offset])
-        self.call = direct_call(optimizer.kernel, segment, scalars)
+        segment = piece.arrays  # (param, grad, *states, *tail)
+        self.call = direct_call(piece.loop, segment, scalars)
 
     def step(self) -> None:
         self.call()
@@ -131,9 +131,11 @@ class Roof(Contender):
         n_state = problem.spec.n_state
         params = fastoptim.flatten(parameters)
         grad = params.zeros_like().buffer
-        if problem.low_precision:  # 16-bit state: its traffic, as uint16 additions
-            self.kernel = kernels.roof.STORED_FOR_STATES[n_state]
-            states = [np.zeros(params.layout.size, np.uint16) for _ in range(n_state)]
+        if problem.low_precision:  # 16- or 8-bit state: its traffic, as integer additions
+            itemsize = problem.state_itemsize
+            self.kernel = kernels.roof.STORED_FOR_STATES[n_state, itemsize]
+            code = np.uint16 if itemsize == 2 else np.uint8
+            states = [np.zeros(params.layout.size, code) for _ in range(n_state)]
         else:
             self.kernel = kernels.roof.FOR_STATES[n_state]
             states = [params.zeros_like().buffer for _ in range(n_state)]

@@ -3,8 +3,9 @@
 A kernel cannot stream its arrays faster than these: they read and write exactly what an
 update with one state buffer (Momentum, SGD, Adagrad, RMSprop: 3 reads, 2 writes), two
 (Adam, AdamW: 4 reads, 3 writes) or three (AMSGrad: 5 reads, 4 writes) does, and add
-numbers; ``STORED_FOR_STATES`` the same with 16-bit state (Adam: 20 bytes per float32
-element instead of 28). The bench reports every update's time as a percentage of its roof.
+numbers; ``STORED_FOR_STATES`` the same with 16-bit state (bfloat16; Adam: 20 bytes per
+float32 element instead of 28) or 8-bit state (int8: 16 bytes; its block scales, 1/64 of a
+byte per element and state, left out). The bench reports every update's time as a percentage of its roof.
 """
 
 from typing import NamedTuple
@@ -46,27 +47,28 @@ momentum_roof_update = ElementwiseUpdate(momentum_roof, n_state=1, scalars=NoSca
 FOR_STATES = {1: momentum_roof_update, 2: adam_roof_update, 3: amsgrad_roof_update}
 
 
-def _stored_roof_body(n_state: int):
-    """The roof of an update with ``n_state`` 16-bit state buffers (bfloat16 state):
-    read and write each as uint16, with an integer add."""
+def _stored_roof_body(n_state: int, code: type):
+    """The roof of an update with ``n_state`` state buffers of ``code`` (uint16 for
+    bfloat16 state, uint8 for int8): read and write each, with an integer add."""
+    one = code(1)
 
     def make_body(loop):
         def stored_roof_1(param, grad, s0):
             for i in loop(param.size):
-                s0[i] = s0[i] + np.uint16(1)
+                s0[i] = s0[i] + one
                 param[i] = param[i] + grad[i]
 
         def stored_roof_2(param, grad, s0, s1):
             for i in loop(param.size):
-                s0[i] = s0[i] + np.uint16(1)
-                s1[i] = s1[i] + np.uint16(1)
+                s0[i] = s0[i] + one
+                s1[i] = s1[i] + one
                 param[i] = param[i] + grad[i]
 
         def stored_roof_3(param, grad, s0, s1, s2):
             for i in loop(param.size):
-                s0[i] = s0[i] + np.uint16(1)
-                s1[i] = s1[i] + np.uint16(1)
-                s2[i] = s2[i] + np.uint16(1)
+                s0[i] = s0[i] + one
+                s1[i] = s1[i] + one
+                s2[i] = s2[i] + one
                 param[i] = param[i] + grad[i]
 
         return (stored_roof_1, stored_roof_2, stored_roof_3)[n_state - 1]
@@ -74,16 +76,20 @@ def _stored_roof_body(n_state: int):
     return make_body
 
 
-def _stored_signature(n_state: int):
+def _stored_signature(n_state: int, code: type):
     def signature(dtype):
         scalar = numba.from_dtype(dtype)
-        state = (types.Array(types.uint16, 1, "C"),) * n_state
+        state = (types.Array(numba.from_dtype(np.dtype(code)), 1, "C"),) * n_state
         return types.none(types.Array(scalar, 1, "C"), types.Array(scalar, 1, "C"), *state)
 
     return signature
 
 
-# the roof of an update with this many 16-bit state buffers
+# the roof of an update with this many state buffers of this many bytes per element
 STORED_FOR_STATES = {
-    n: UpdateLoop(_stored_roof_body(n), _stored_signature(n), n, "bfloat16") for n in (1, 2, 3)
+    (n, np.dtype(code).itemsize): UpdateLoop(
+        _stored_roof_body(n, code), _stored_signature(n, code), n, np.dtype(code).name
+    )
+    for n in (1, 2, 3)
+    for code in (np.uint16, np.uint8)
 }

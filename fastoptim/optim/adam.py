@@ -29,7 +29,7 @@ def adam_scalars(
     Weight decay goes into the gradient (Adam, L2) or scales the parameter by
     ``1 - lr * weight_decay`` first (AdamW, ``decoupled``). ``grad_scale`` (clipping)
     multiplies the gradient, folded with maximize's sign into one scalar. ``m_bound``
-    (int8 state) is ``moment_ratio_bound``.
+    (int8 state) is ``moment_ratio_bound`` plus a margin of ``BOUND_SLACK``.
     """
     beta1, beta2 = settings.betas
     int8 = getattr(settings, "state_dtype", None) == "int8"
@@ -46,9 +46,14 @@ def adam_scalars(
             lr / (1.0 - beta1**t),
             1.0 / math.sqrt(1.0 - beta2**t),
             settings.eps,
-            moment_ratio_bound(beta1, beta2, t) if int8 else math.inf,
+            BOUND_SLACK * moment_ratio_bound(beta1, beta2, t) if int8 else math.inf,
         ),
     )
+
+
+# the clamp's margin over the exact bound: moments in float32 reach the bound itself (at t = 1
+# always), and their rounding must not be clamped
+BOUND_SLACK = 1.001
 
 
 def moment_ratio_bound(beta1: float, beta2: float, t: int) -> float:

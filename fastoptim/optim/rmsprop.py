@@ -35,6 +35,16 @@ def _check_alpha(value: object, name: str) -> float:
     return check_beta(value, name, "alpha value")
 
 
+def _check_combination(settings: Settings) -> None:
+    if settings.centered and settings.state_dtype == "int8":
+        raise ValueError(
+            "RMSprop: centered=True does not work with state_dtype='int8': the variance "
+            "square_avg - grad_avg**2 of two 8-bit averages can come out negative or zero "
+            "(NaN or unbounded steps); use centered=False with int8, or state_dtype "
+            "'float32' or 'bfloat16' with centered=True"
+        )
+
+
 RMSPROP = Declaration(
     name="RMSprop",
     hyperparameters=(
@@ -68,6 +78,7 @@ RMSPROP = Declaration(
     ),
     kernel=lambda s: kernels.rmsprop_update,
     scalars=rmsprop_scalars,
+    check=_check_combination,
 )
 
 

@@ -17,6 +17,7 @@ import torch
 from fastoptim.flat import FlatParams
 from fastoptim.optim import Optimizer
 from fastoptim.optim.nonfinite import NonFiniteGuard
+from fastoptim.torch import stored_state
 from fastoptim.torch.buckets import Bucket, build_buckets, check_parameters
 from fastoptim.torch.compatibility import check_torch_version
 from fastoptim.torch.state_table import ExposedState, StateTable
@@ -33,6 +34,9 @@ class FlatOptimizer:
     ``nonfinite`` and ``max_consecutive_skips`` (keyword-only, fastoptim's own) say what a
     step does with NaN or Inf in the gradients, as for every fastoptim optimizer: by default
     the step is skipped with a warning (torch.optim would write the NaN into the weights).
+    ``state_dtype`` (keyword-only; a param group may set its own) stores the state in
+    fewer bits, as in the numpy API: ``'bfloat16'`` state tensors are torch.bfloat16,
+    ``'int8'`` ones int8/uint8 codes beside ``<key>_scales`` (stored_state.py).
     """
 
     # set by each class: which fastoptim optimizer updates a param group
@@ -40,6 +44,7 @@ class FlatOptimizer:
     has_step_state = True  # torch keeps state['step'] (SGD does not)
 
     param_groups: list[dict[str, Any]]
+    defaults: dict[str, Any]
     state: Any
 
     def __init__(
@@ -48,27 +53,38 @@ class FlatOptimizer:
         *args: Any,
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
+        state_dtype: str | None = None,
         **kwargs: Any,
     ) -> None:
         check_torch_version()
         guard = NonFiniteGuard(nonfinite, max_consecutive_skips)  # checked before torch's init
         super().__init__(params, *args, **kwargs)  # type: ignore[call-arg]
         self.nonfinite = guard
+        if state_dtype is not None:  # by default the groups stay as torch's own
+            self.defaults["state_dtype"] = state_dtype  # groups added later take it
+            for group in self.param_groups:
+                if group.get("state_dtype") is None:
+                    group["state_dtype"] = state_dtype
         for group in self.param_groups:
             _check_torch_options(group)
         check_parameters(self.param_groups)
         self._buckets: list[Bucket] = []
-        self._build(initial_state=dict(self.state))
+        self._build(initial_state=dict(self.state), torch_made=True)
 
     # -- building -----------------------------------------------------------------------------
-    def _build(self, initial_state: dict) -> None:
+    def _build(self, initial_state: dict, torch_made: bool = False) -> None:
         """(Re)make the flat buffers from the current param groups, then adopt
-        ``initial_state`` (torch-format state by parameter) into them."""
+        ``initial_state`` (torch-format state by parameter) into them: as stored, or, when
+        ``torch_made`` (the state torch's own __init__ makes, Adagrad's sum), in the
+        parameters' dtype, encoded into the state dtype once."""
         self._buckets = build_buckets(self.param_groups, self._make_core)
         self.state = self._table = StateTable()
         for bucket in self._buckets:
             for index, param in enumerate(bucket.params):
                 saved = initial_state.get(param)
+                name, keys = bucket.names[index], self._state_keys(bucket)
+                if saved and torch_made and stored_state.mismatch(bucket.core, name, keys, saved):
+                    saved = stored_state.converted(bucket.core, name, keys, saved)
                 if saved:
                     self._adopt(bucket, index, self._checked_state(bucket, index, saved))
             bucket.recount_uniform()
@@ -76,12 +92,6 @@ class FlatOptimizer:
     def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
         core_class = self.core_class(group)
         options = _group_options(group, core_class)
-        if options.get("state_dtype") not in (None, params.layout.dtype.name):
-            raise ValueError(
-                f"fastoptim.torch keeps the state in the parameters' dtype for now; got "
-                f"state_dtype={options['state_dtype']!r}. Use the numpy API "
-                f"(fastoptim.{core_class.__name__}) for low-precision state"
-            )
         return core_class(params, **options, nonfinite="ignore"), options  # the check is ours
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -240,8 +250,8 @@ class FlatOptimizer:
         values: dict[str, torch.Tensor] = {}
         if self.has_step_state:
             values["step"] = bucket.step_views[index]
-        for key in self._state_keys(bucket):
-            values[key] = torch.from_numpy(bucket.core.state[key][name])
+        for key in stored_state.keys(bucket.core, name, self._state_keys(bucket)):
+            values[key] = stored_state.as_tensor(stored_state.buffer_view(bucket.core, name, key))
         return values
 
     def _state_keys(self, bucket: Bucket) -> tuple[str, ...]:
@@ -252,12 +262,12 @@ class FlatOptimizer:
         """Copy checked torch-format state of one parameter into the buffers (None: start
         that parameter afresh, as torch does when its state is empty)."""
         name = bucket.names[index]
-        for key in self._state_keys(bucket):
-            target = bucket.core.state[key][name]
+        for key in stored_state.keys(bucket.core, name, self._state_keys(bucket)):
+            target = stored_state.buffer_view(bucket.core, name, key)
             if saved is None:
                 target.fill(0)
             else:
-                target[...] = saved[key].numpy()
+                stored_state.write(target, saved[key])
         if saved is None:
             bucket.steps[index] = 0.0
         else:  # SGD counts no steps: a saved momentum buffer means its first step is behind it
@@ -335,11 +345,17 @@ class FlatOptimizer:
         saved["state"] = {key: dict(value) for key, value in saved["state"].items()}
         return saved
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(
+        self, state_dict: dict[str, Any], convert_state_dtype: bool = False
+    ) -> None:
         """torch's ``load_state_dict`` (a state dict of this class or of the torch.optim
         class it replaces, or this optimizer's own live one), then the state is checked and
         copied into the buffers; what it does not name starts afresh. On any error the
-        optimizer is left as it was."""
+        optimizer is left as it was.
+
+        State saved with another ``state_dtype`` is refused unless ``convert_state_dtype``
+        (decoded, then rounded or quantized once into this optimizer's state dtype)."""
+        state_dict = self._in_own_state_dtype(state_dict, convert_state_dtype)
         before_state, before_groups = self.state, [dict(g) for g in self.param_groups]
         super().load_state_dict(state_dict)  # type: ignore[misc]
         try:
@@ -350,30 +366,76 @@ class FlatOptimizer:
             self._sync_hyperparameters()
             raise
 
+    def _in_own_state_dtype(self, state_dict: Any, convert: bool) -> Any:
+        """``state_dict`` with its state in this optimizer's state dtypes: itself when it
+        is (checked before torch's load casts floating state to the parameters' dtype);
+        converted when ``convert``; else a ValueError saying what differs."""
+        if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
+            return state_dict  # torch's load says what is wrong
+        where = {id(p): (b, i) for b in self._buckets for i, p in enumerate(b.params)}
+        order = [p for group in self.param_groups for p in group["params"]]
+        state = dict(state_dict["state"])
+        for position, saved in state_dict["state"].items():
+            if not isinstance(position, int) or not 0 <= position < len(order):
+                continue
+            bucket, index = where[id(order[position])]
+            name, keys = bucket.names[index], self._state_keys(bucket)
+            difference = stored_state.mismatch(bucket.core, name, keys, saved)
+            if difference is None:
+                continue
+            if not convert:
+                raise ValueError(
+                    f"state of {name!r} was saved with another state_dtype: {difference}. "
+                    "Convert it explicitly: opt.load_state_dict(state_dict, "
+                    "convert_state_dtype=True)"
+                )
+            state[position] = stored_state.converted(bucket.core, name, keys, saved)
+        groups = state_dict.get("param_groups")
+        if isinstance(groups, list) and len(groups) == len(self.param_groups):
+            # the state dtype is this optimizer's (the state now is): a group saved by
+            # torch.optim, or before a conversion, does not change it
+            groups = [
+                _with_state_dtype_of(own, saved) if isinstance(saved, dict) else saved
+                for saved, own in zip(groups, self.param_groups, strict=True)
+            ]
+        return {**state_dict, "state": state, "param_groups": groups}
+
     def _checked_state(self, bucket: Bucket, index: int, saved: dict) -> dict:
         """A parameter's torch-format state, checked and copied (it may be a view of the
         very buffers it is copied into): the tensors this bucket keeps, of the parameter's
         shape, finite, and a whole ``step`` >= 0 where torch counts steps."""
         param, label = bucket.params[index], f"state of {bucket.names[index]!r}"
-        keys = self._state_keys(bucket) + (("step",) if self.has_step_state else ())
+        core, name = bucket.core, bucket.names[index]
+        stored_keys = stored_state.keys(core, name, self._state_keys(bucket))
+        keys = stored_keys + (("step",) if self.has_step_state else ())
         missing = [key for key in keys if key not in saved]
         if missing:
             raise KeyError(f"{label} lacks {missing}; it was saved by another algorithm or options")
         checked: dict[str, Any] = {}
-        for key in self._state_keys(bucket):
+        for key in stored_keys:
             value = saved[key]
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(param.shape):
+            shape = stored_state.buffer_view(core, name, key).shape
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
                 found = (
                     f"has shape {tuple(value.shape)}"
                     if isinstance(value, torch.Tensor)
                     else f"is a {type(value).__name__}"
                 )
-                raise ValueError(
-                    f"{label}[{key!r}] {found}, not a tensor of the parameter's shape "
-                    f"{tuple(param.shape)}: the state dict belongs to another model"
+                what = (
+                    "its number of blocks"
+                    if key.endswith(stored_state.SCALES)
+                    else "the parameter's shape"
                 )
-            value = value.detach().to("cpu", param.dtype, copy=True)
-            if not torch.isfinite(value).all():
+                raise ValueError(
+                    f"{label}[{key!r}] {found}, not a tensor of {what} {tuple(shape)}: the "
+                    "state dict belongs to another model"
+                )
+            codes = not value.is_floating_point()  # int8 state's codes: kept as they are
+            dtype = stored_state.expected_dtype(core, name, key) if codes else param.dtype
+            if codes and value.dtype != dtype:
+                raise ValueError(f"{label}[{key!r}] is {value.dtype}; expected {dtype}")
+            value = value.detach().to("cpu", dtype, copy=True)
+            if not codes and not torch.isfinite(value).all():
                 raise ValueError(f"{label}[{key!r}] holds NaN or Inf; it cannot continue training")
             checked[key] = value
         if self.has_step_state:
@@ -436,6 +498,14 @@ def _group_options(group: dict, core_class: type[Optimizer]) -> dict[str, Any]:
         hp.name: _plain(group[hp.torch_key] if hp.in_torch else group.get(hp.torch_key, hp.default))
         for hp in core_class.declaration.hyperparameters
     }
+
+
+def _with_state_dtype_of(own: dict, saved: dict) -> dict:
+    """A saved param group with this optimizer's group's state dtype (or none, as torch's)."""
+    group = {key: value for key, value in saved.items() if key != "state_dtype"}
+    if "state_dtype" in own:
+        group["state_dtype"] = own["state_dtype"]
+    return group
 
 
 def _plain(value: Any) -> Any:
