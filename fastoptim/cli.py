@@ -59,6 +59,8 @@ def _bench(args: argparse.Namespace) -> int:
 
         sharded.run(args.ranks, args.models, steps=args.steps)
         return 0
+    if args.convergence:
+        return _convergence(args)
     thread_counts = args.threads or [numba.config.NUMBA_NUM_THREADS]  # type: ignore[attr-defined]
     rows = bench.run(
         algorithms=args.algorithms,
@@ -78,6 +80,31 @@ def _bench(args: argparse.Namespace) -> int:
         report.write_csv(args.csv, rows)
     if args.plot:
         report.write_plot(args.plot, rows)
+    return 0
+
+
+def _convergence(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+        import sklearn  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as error:
+        print(
+            f"bench --convergence needs torch, scikit-learn and matplotlib ({error}): "
+            "pip install 'fastoptim[torch,study]' -c constraints.txt",
+            file=sys.stderr,
+        )
+        return 2
+    from fastoptim.bench import convergence
+
+    def progress(label: str) -> None:
+        if not args.no_progress:
+            print(f"  done: {label}", file=sys.stderr, flush=True)
+
+    runs, sweep = convergence.run_study(progress=progress)
+    print(convergence.format_study(runs, sweep))
+    convergence.plot_study(runs, args.plot or "convergence.png")
+    print(f"loss curves: {args.plot or 'convergence.png'}")
     return 0
 
 
@@ -179,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time a sharded Adam step on --ranks MPI processes (fastoptim.distributed, and "
         "torch's ZeroRedundancyOptimizer with gloo when torch is installed)",
+    )
+    bench.add_argument(
+        "--convergence",
+        action="store_true",
+        help="the low-precision state study: three models trained with float32, bfloat16, "
+        "bfloat16 rounded to nearest and int8 state, 3 seeds each, and a sweep of lr and "
+        "beta2 (a few minutes; needs torch, scikit-learn, matplotlib; --plot sets the PNG, "
+        "default convergence.png)",
     )
     bench.add_argument("--ranks", type=_comma_list(int), default=[1, 2, 3])
     bench.add_argument("--steps", type=int, default=30, help="timed steps per launch (--sharded)")

@@ -127,7 +127,10 @@ def loop_source(
     if storage == "bfloat16":
         return _bfloat16_source(common, new, n_state, scalars, optional, switches, fixed)
     if storage == "int8":
-        return _int8_source(common, new, n_state, scalars, optional, switches, set(unsigned))
+        # its own scalars are switches too: a branch on one inside the loop is tested on
+        # every element, one around the loop lets LLVM fold the inner test
+        int8_switches = {**switches, **(int8_only or {})}
+        return _int8_source(common, new, n_state, scalars, optional, int8_switches, set(unsigned))
     raise ValueError(f"no {storage!r} loop; the storages are {list(STORAGES)}")
 
 
