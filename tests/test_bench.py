@@ -67,9 +67,13 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
         assert len(list(csv.DictReader(f))) == len(rows)
 
 
+@pytest.mark.parametrize("state_dtype", [None, "bfloat16", "int8"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_the_kernel_alone_does_the_same_update(algorithm):
-    problem = Problem(algorithm, "3e4", model_shapes("3e4"), np.dtype(np.float32), 1)
+def test_the_kernel_alone_does_the_same_update(algorithm, state_dtype):
+    shapes = model_shapes("3e4")  # a quantized weight and a small bias under int8
+    problem = Problem(algorithm, "3e4", shapes, np.dtype(np.float32), 1, state_dtype)
+    if state_dtype is not None and algorithm not in ("adam", "momentum"):
+        pytest.skip("low-precision rows: two algorithms suffice (each compiles its kernels)")
     inputs = problem.inputs()
     whole, alone = FastoptimFlat(), KernelAlone()
     for contender in (whole, alone):

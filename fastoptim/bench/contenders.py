@@ -92,13 +92,15 @@ class KernelAlone(FastoptimFlat):
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         super().setup(problem, parameters, grads)
         optimizer = self.optimizer
-        (piece,) = optimizer.plan(self.grads)  # one piece: no groups
-        scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]
-        segment = piece.arrays  # (param, grad, *states, *tail)
-        self.call = direct_call(piece.loop, segment, scalars)
+        scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]  # no groups
+        # one piece, or two with int8 state (its small layers keep float32 state)
+        self.calls = [
+            direct_call(piece.loop, piece.arrays, scalars) for piece in optimizer.plan(self.grads)
+        ]
 
     def step(self) -> None:
-        self.call()
+        for call in self.calls:
+            call()
 
 
 class CourseDicts(Contender):

@@ -103,13 +103,14 @@ def format_study(runs: Sequence[Run], sweep: Sequence[Run]) -> str:
             f"{row['problem']:<17} {row['state']:<17} "
             f"{row['loss']:>9.4f} ± {row['loss_spread']:<6.4f}"
             f"{row['loss_ratio']:>9.3f}x "
-            f"{row['metric']:>9.4f} ± {row['metric_spread']:<6.4f}"
+            f"{row['metric']:>9.4f} ± {row['metric_spread']:<6.4f} "
             f"{METRIC[row['problem']]:<19} {'yes' if row['passes'] else 'NO':>5}"
         )
     if sweep:
         lines += [
             "",
-            f"Sweep on {sweep[0].problem} (seed 0): final loss (first loss), by lr scale and beta2",
+            f"Sweep on {sweep[0].problem} (seed 0): final loss by lr scale and beta2 "
+            "(DIVERGED: not finite, or not below the first loss)",
         ]
         lines.append(f"{'state':<17} " + " ".join(f"{f'x{s} b2={b}':>16}" for s, b in SWEEP))
         for state in STATES:

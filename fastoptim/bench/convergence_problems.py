@@ -102,7 +102,7 @@ def _torch_training(
         loss = loss_of(model(x), y)
         loss.backward()
         optimizer.step()
-        run.losses.append(float(loss))
+        run.losses.append(loss.item())
         if run.state == "bfloat16-nearest":
             for state in optimizer.state.values():
                 for key, value in state.items():
