@@ -60,9 +60,11 @@ def memory_total() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sizes", nargs="*", type=float, default=[2.5e8, 5e8, 1e9])
+    parser.add_argument("sizes", nargs="*", type=float, help="default 2.5e8 5e8 1e9")
     parser.add_argument("--check", nargs="*", default=[], help="n:state_dtype to run once")
     args = parser.parse_args()
+    if not args.sizes and not args.check:
+        args.sizes = [2.5e8, 5e8, 1e9]
     usable = memory_total() - 2**30
     print(f"memory: {memory_total() / 2**30:.1f} GiB, usable for the step {usable / 2**30:.1f} GiB")
     for state_dtype in ("float32", "int8") if args.sizes else ():

@@ -24,16 +24,17 @@ CONTENDERS = {
 }
 
 
-def problem(algorithm, n_elements, dtype="float32"):
+def problem(algorithm, n_elements, dtype="float32", state_dtype=None):
     """A weight of n - 1,000 elements and a 1,000-element bias (see fastoptim.bench)."""
     model = str(n_elements)
     threads = fastoptim.get_num_threads()
-    return Problem(algorithm, model, model_shapes(model), np.dtype(dtype), threads)
+    shapes = model_shapes(model)
+    return Problem(algorithm, model, shapes, np.dtype(dtype), threads, state_dtype)
 
 
-def ready(kind, algorithm, n_elements, dtype="float32"):
+def ready(kind, algorithm, n_elements, dtype="float32", state_dtype=None):
     """A contender set up and stepped once: the JIT is compiled or loaded, never timed."""
-    this_problem = problem(algorithm, n_elements, dtype)
+    this_problem = problem(algorithm, n_elements, dtype, state_dtype)
     contender = CONTENDERS[kind]()
     contender.setup(this_problem, *this_problem.inputs())
     contender.step()

@@ -40,3 +40,23 @@ class CourseStep:
 
     def time_reference(self, algorithm, n_elements, dtype):
         self.reference.step()
+
+
+class LowPrecisionStep:
+    """A step with bfloat16 or int8 state (float32 parameters), and its roof (a kernel with
+    the traffic of that state): two state buffers and one (each compiles its own loops, and
+    CI runs the whole suite once)."""
+
+    params = (["adam", "momentum"], [10_000_000], ["bfloat16", "int8"])
+    param_names = ("algorithm", "elements", "state_dtype")
+    timeout = 240
+
+    def setup(self, algorithm, n_elements, state_dtype):
+        self.flat = ready("flat", algorithm, n_elements, "float32", state_dtype)
+        self.roof = ready("roof", algorithm, n_elements, "float32", state_dtype)
+
+    def time_flat(self, algorithm, n_elements, state_dtype):
+        self.flat.step()
+
+    def time_roof(self, algorithm, n_elements, state_dtype):
+        self.roof.step()
