@@ -19,7 +19,7 @@ import hashlib
 import inspect
 import textwrap
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -34,17 +34,6 @@ from fastoptim.kernels.loop_source import BLOCKS_PER_CHUNK, CHUNK, STORAGES, loo
 # makes one scalar record per group, and that __new__ costs more than the rest of the record's
 # scalars (270 ns against 90). It checks no length: a test checks every scalar function's.
 new_record: Any = tuple.__new__
-
-
-class KernelPiece(Protocol):
-    """What ``run_pieces`` reads of one piece of a step (the optimizer's ``Piece``)."""
-
-    @property
-    def group(self) -> int: ...
-    @property
-    def param(self) -> Any: ...
-    @property
-    def arrays(self) -> tuple: ...  # (param, grad, *states, *tail)
 
 
 def _make_body(loop_source: str, element: Callable, name: str):
@@ -134,11 +123,6 @@ class UpdateLoop(CompiledLoop):
         """
         for segment in segments:
             self.variant_for(segment[0])(*segment, *values)
-
-    def run_pieces(self, pieces: Sequence[KernelPiece], table: Sequence[Sequence[float]]) -> None:
-        """``run`` for the pieces of a step, piece ``p`` with the scalars ``table[p.group]``."""
-        for piece in pieces:
-            self.variant_for(piece.param)(*piece.arrays, *table[piece.group])
 
 
 class ElementwiseUpdate(UpdateLoop):

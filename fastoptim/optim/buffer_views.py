@@ -62,9 +62,6 @@ class Buffers(NamedTuple):
             in_range = {key: flat.buffer[first:last] for key, flat in int8.small.items()}
             return kernel_states(in_range, order, dtype), (), self.loops["float"]
         in_range = {key: flat.buffer[start:stop] for key, flat in state.items()}
-        states = kernel_states(in_range, order, dtype)
-        if self.storage == "bfloat16":
-            return states, (self.first_index + start,), self.loops["bfloat16"]
         if int8 is not None:
             codes = tuple(  # a place-holder of the kernel's code dtype
                 np.empty(0, code_dtype(k in int8.kernel_unsigned)) if key is None else in_range[key]
@@ -78,6 +75,9 @@ class Buffers(NamedTuple):
             )
             tail = (*scales, int8.bounds(names), BLOCK)
             return codes, tail, self.loops["int8"]
+        states = kernel_states(in_range, order, dtype)
+        if self.storage == "bfloat16":
+            return states, (self.first_index + start,), self.loops["bfloat16"]
         return states, (), self.loops["float"]
 
 

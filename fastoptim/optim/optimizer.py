@@ -185,7 +185,7 @@ class Optimizer:
 
     @property
     def storage(self) -> str:
-        """The kernel loop's storage of this state dtype ('float', 'bfloat16')."""
+        """The kernel loop's storage of this state dtype ('float', 'bfloat16', 'int8')."""
         return state_dtypes.storage(getattr(self.settings, "state_dtype", None) or "float32")
 
     @property
