@@ -49,10 +49,7 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
     """
     manifest = {"format": FORMAT, "version": VERSION, **describe(optimizer, optimizer.t)}
     arrays = {"manifest": np.array(json.dumps(manifest)), "params": optimizer.params.buffer}
-    arrays.update({f"state.{key}": state.buffer for key, state in optimizer.state.items()})
-    if optimizer.int8 is not None:
-        arrays.update({f"scales.{key}": v for key, v in optimizer.int8.scales.items()})
-        arrays.update({f"small.{key}": v.buffer for key, v in optimizer.int8.small.items()})
+    arrays.update(optimizer.stored_buffers())
     write_atomically(path, lambda file: np.savez(file, **arrays))  # type: ignore[arg-type]
 
 
@@ -122,7 +119,12 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "state": state,
     }
     if int8_parts:
-        state_dict["scales"] = _int8_layers(int8_parts, state, saved_layout, path)
+        saved = state_dict["hyperparameters"]
+        block = (saved.get("block_size") if isinstance(saved, dict) else None) or blockwise.BLOCK
+        quantized = blockwise.quantized_layers(saved_layout)
+        spans = blockwise.block_spans(saved_layout, quantized, block)
+        small = blockwise.small_layout(saved_layout, quantized)
+        state_dict["scales"] = _int8_layers(int8_parts, state, spans, small, path)
     try:
         optimizer.load_state_dict(state_dict)  # checks everything, then writes the state
     except (KeyError, ValueError, TypeError) as error:
@@ -148,12 +150,15 @@ def _saved_layout(described: object, layout: Layout, path: object) -> Layout:
 
 
 def _int8_layers(
-    parts: dict[str, np.ndarray], state: dict[str, dict[str, np.ndarray]], layout: Layout, path
+    parts: dict[str, np.ndarray],
+    state: dict[str, dict[str, np.ndarray]],
+    spans: dict[str, slice],
+    small: Layout,
+    path: object,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """int8 state's per-layer arrays from the file's flat ones: the small layers' float32
-    state put into ``state`` in place of their unused codes, and the quantized layers'
-    block scales returned."""
-    spans, small = blockwise.block_spans(layout), blockwise.small_layout(layout)
+    """int8 state's per-layer arrays from the file's flat ones (the quantized layers' block
+    scales at ``spans``, the ``small`` layers' float32 state): the small layers' state put
+    into ``state`` in place of their unused codes, and the block scales returned."""
     scales: dict[str, dict[str, np.ndarray]] = {}
     for key in state:
         flat_scales, flat_small = parts.get(f"scales.{key}"), parts.get(f"small.{key}")

@@ -88,6 +88,37 @@ def test_one_two_and_three_ranks(tmp_path):
     print(json.dumps({"2 ranks": two["parity"], "3 ranks": three["parity"]}))
 
 
+def test_low_precision_state_sharded_saved_and_resumed_on_other_rank_counts(tmp_path):
+    """int8 state (Adam, Nesterov SGD, RMSprop with momentum) and bfloat16 state, sharded
+    on 2 and 3 ranks with clipping and groups: bit-identical with one process, codes,
+    scales and small layers' state included; a 2-rank checkpoint continued on 3 ranks,
+    exported to one file and imported on 1 rank, bit-identical all along."""
+    int8, bfloat16 = tmp_path / "int8", tmp_path / "bfloat16"
+    first = {
+        f"save_then_continue={d}=1:10={name}"
+        for d, name in ((int8, "adam int8"), (bfloat16, "adamw bfloat16"))
+    }
+    two = launch(2, "low_precision_parity", *sorted(first))
+    for report in two["low_precision_parity"].values():
+        assert report["bit_identical"] and len(report["state_nbytes"]) == 2
+    assert all(two[spec] == {"t": 10, "bit_identical": True} for spec in first)
+
+    second = {
+        f"save_then_continue={d}=11:20={name}"
+        for d, name in ((int8, "adam int8"), (bfloat16, "adamw bfloat16"))
+    }
+    three = launch(3, "low_precision_parity", *sorted(second))
+    assert all(r["bit_identical"] for r in three["low_precision_parity"].values())
+    assert all(three[spec] == {"t": 20, "bit_identical": True} for spec in second)
+
+    imports = [
+        f"import_single={int8 / 'single.npz'}=adam int8",
+        f"import_single={bfloat16 / 'single.npz'}=adamw bfloat16",
+    ]
+    one = launch(1, *imports)
+    assert all(one[spec] == {"t": 25} for spec in imports)
+
+
 def test_a_rank_killed_while_saving_leaves_the_previous_checkpoint(tmp_path):
     directory = tmp_path / "ckpt"
     launch(2, f"killed_while_saving={directory}", expect_failure=True)

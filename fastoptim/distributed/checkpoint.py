@@ -20,8 +20,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from fastoptim import checkpoint
+from fastoptim.distributed.partition import buffer_cuts, buffer_kind
 from fastoptim.distributed.sharded import ShardedOptimizer
 from fastoptim.flat import layers_difference
+from fastoptim.optim import state_dtypes
 
 FORMAT = "fastoptim-sharded-checkpoint"
 VERSION = 1
@@ -37,7 +39,7 @@ def save(directory: str | os.PathLike, sharded: ShardedOptimizer) -> None:
     generation = comm.bcast(f"{sharded.t}-{uuid.uuid4().hex[:8]}" if rank == 0 else None)
     name = f"shard-{generation}-{rank}.npz"
     arrays = {"params": sharded.params.buffer[sharded.start : sharded.stop]}
-    arrays.update({f"state.{key}": state.buffer for key, state in sharded.state.items()})
+    arrays.update(sharded.local.stored_buffers())
     comm.Barrier()  # the directory exists
 
     def write(file: BinaryIO) -> None:
@@ -79,7 +81,10 @@ def load(directory: str | os.PathLike, sharded: ShardedOptimizer) -> None:
 def export(path: str | os.PathLike, sharded: ShardedOptimizer) -> None:
     """Write one non-distributed checkpoint (``fastoptim.load`` reads it): the slices of
     the state are gathered on rank 0, which writes the file."""
-    gathered = {key: sharded.gather(state.buffer) for key, state in sharded.state.items()}
+    gathered = {
+        member: sharded.gather(buffer, member)
+        for member, buffer in sharded.local.stored_buffers().items()
+    }
     if sharded.rank == 0:
         whole = sharded.whole_optimizer(gathered)  # type: ignore[arg-type]  # whole on rank 0
         sharded.agree(lambda: checkpoint.save(path, whole), errors=(OSError,))
@@ -97,10 +102,9 @@ def import_from(path: str | os.PathLike, sharded: ShardedOptimizer) -> None:
         return whole
 
     whole = sharded.agree(read, errors=(OSError, checkpoint.CheckpointError))
-    start, stop = sharded.start, sharded.stop
     sharded.restore(
-        whole.params.buffer[start:stop],
-        {key: state.buffer[start:stop] for key, state in whole.state.items()},
+        whole.params.buffer[sharded.start : sharded.stop],
+        {member: buffer[sharded.own(member)] for member, buffer in whole.stored_buffers().items()},
         t=whole.t,
         hyperparameters=whole.hyperparameters(),
         groups=whole.group_settings(),
@@ -133,23 +137,43 @@ def _read_slice(directory: Path, sharded: ShardedOptimizer):
         raise ValueError(
             f"{directory} holds the state {manifest['state_names']}, not {list(sharded.state)}"
         )
-    start, stop = sharded.start, sharded.stop
-    params = np.empty(stop - start, dtype=optimizer.layout.dtype)
-    states = {key: np.empty_like(params) for key in sharded.state}
-    cuts = manifest["cuts"]
+    saved_state_dtype = (
+        manifest["hyperparameters"].get("state_dtype") or manifest["layout"]["dtype"]
+    )
+    if saved_state_dtype != optimizer.state_dtype:
+        raise ValueError(
+            f"{directory} holds {saved_state_dtype} state but this optimizer stores "
+            f"state_dtype={optimizer.state_dtype!r}; load it into an optimizer of that "
+            "state_dtype (or export it, and convert the single file's state_dict)"
+        )
+    own = {"params": sharded.params.buffer[sharded.start : sharded.stop]}
+    own.update(sharded.local.stored_buffers())
+    read = {member: np.empty_like(buffer) for member, buffer in own.items()}
+    old_cuts = buffer_cuts(optimizer.layout, manifest["cuts"], sharded.quantized, sharded.block)
     for rank, name in enumerate(manifest["files"]):
-        low, high = max(cuts[rank], start), min(cuts[rank + 1], stop)
-        if high <= low:
-            continue
         path = directory / name
-        with np.load(path, allow_pickle=False) as archive:
-            members = {key: archive[key] for key in archive.files}
-        for key, target in [("params", params), *((f"state.{k}", v) for k, v in states.items())]:
-            array = members[key]
-            if array.shape != (cuts[rank + 1] - cuts[rank],) or array.dtype != params.dtype:
-                raise ValueError(f"{path}: {key} is not the slice the manifest describes")
-            target[low - start : high - start] = array[low - cuts[rank] : high - cuts[rank]]
-    for key, array in [("params", params), *states.items()]:
-        if not np.isfinite(array).all():
-            raise ValueError(f"{directory}: {key} holds NaN or Inf; it cannot continue training")
-    return manifest, params, states
+        members: dict[str, np.ndarray] | None = None
+        for member, target in read.items():
+            cuts, mine = old_cuts[buffer_kind(member)], sharded.own(member)
+            low, high = max(cuts[rank], mine.start), min(cuts[rank + 1], mine.stop)
+            if high <= low:
+                continue
+            if members is None:
+                with np.load(path, allow_pickle=False) as archive:
+                    members = {key: archive[key] for key in archive.files}
+            array = members.get(member)
+            if (
+                array is None
+                or array.shape != (cuts[rank + 1] - cuts[rank],)
+                or array.dtype != target.dtype
+            ):
+                raise ValueError(f"{path}: {member} is not the slice the manifest describes")
+            target[low - mine.start : high - mine.start] = array[
+                low - cuts[rank] : high - cuts[rank]
+            ]
+    for member, array in read.items():
+        values = state_dtypes.float_values(array, "bfloat16") if array.dtype == np.uint16 else array
+        if not np.isfinite(values).all():  # int8 codes are always finite; scales are float32
+            raise ValueError(f"{directory}: {member} holds NaN or Inf; it cannot continue training")
+    params = read.pop("params")
+    return manifest, params, read

@@ -7,7 +7,7 @@ the block sums of one process: the clipping norm has the same bits for any numbe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -27,6 +27,42 @@ def boundaries(layout: Layout, n_ranks: int) -> list[int]:
         cuts.append(max(nearest, cuts[-1]))
     cuts.append(layout.size)
     return cuts
+
+
+def buffer_cuts(
+    layout: Layout, cuts: Sequence[int], quantized: Collection[str] | None, block: int
+) -> dict[str, list[int]]:
+    """Where each rank's slice starts and stops in each kind of stored buffer: rank r owns
+    ``[c[r], c[r + 1])`` of the buffers of kind ``c = buffer_cuts(...)[kind]``:
+
+    - ``'element'``: the parameters and the state laid out like them (``cuts`` itself);
+    - ``'scales'`` (int8 state only: ``quantized`` not None): int8 state's block scales of the ``quantized`` layers, in layout order
+      (a cut falls on a block boundary: the norm's blocks are multiples of ``block``);
+    - ``'small'``: the float32 state of the layers int8 does not quantize, in layout order
+      (no cut falls inside one: they are smaller than one norm block).
+    """
+    found: dict[str, list[int]] = {"element": list(cuts)}
+    if quantized is None:
+        return found
+    found["scales"], found["small"] = [], []
+    for cut in cuts:
+        blocks = small = 0
+        for name, offset, size in zip(layout.names, layout.offsets, layout.sizes, strict=True):
+            inside = min(max(cut - offset, 0), size)  # this layer's elements before the cut
+            if name in quantized:
+                blocks += -(-inside // block)
+            else:
+                assert inside in (0, size), f"a cut at {cut} falls inside small layer {name}"
+                small += inside
+        found["scales"].append(blocks)
+        found["small"].append(small)
+    return found
+
+
+def buffer_kind(member: str) -> str:
+    """The kind of a stored buffer (see :func:`buffer_cuts`) from its checkpoint name."""
+    prefix = member.split(".", 1)[0]
+    return prefix if prefix in ("scales", "small") else "element"
 
 
 def slice_layout(layout: Layout, start: int, stop: int) -> Layout:

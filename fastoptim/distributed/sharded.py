@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from fastoptim import kernels
-from fastoptim.distributed.partition import boundaries, slice_groups, slice_layout
+from fastoptim.distributed.partition import (
+    boundaries,
+    buffer_cuts,
+    buffer_kind,
+    slice_groups,
+    slice_layout,
+)
 from fastoptim.flat import FlatParams
 from fastoptim.kernels.norm import reduce_block_sums
 from fastoptim.optim import Optimizer
@@ -38,12 +44,6 @@ class ShardedOptimizer:
 
         if reduce not in ("mean", "sum"):
             raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}")
-        if optimizer.int8 is not None:
-            raise ValueError(
-                "fastoptim.distributed cannot shard state_dtype='int8' (its blocks would have "
-                "to follow the cuts); shard an optimizer with state_dtype 'bfloat16' or "
-                "'float32'"
-            )
         self.comm, self.reduce = comm, reduce
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.optimizer = optimizer
@@ -52,11 +52,18 @@ class ShardedOptimizer:
         self.cuts = boundaries(self.layout, self.size)
         self.start, self.stop = self.cuts[self.rank], self.cuts[self.rank + 1]
         self.counts = [b - a for a, b in zip(self.cuts, self.cuts[1:], strict=False)]
+        # int8 state: the whole model's quantized layers are quantized in every slice, in
+        # the same blocks (the cuts fall on block boundaries)
+        int8 = optimizer.int8
+        self.quantized = None if int8 is None else int8.quantized
+        self.block = 0 if int8 is None else int8.block
+        self.buffer_cuts = buffer_cuts(self.layout, self.cuts, self.quantized, self.block)
         self.local = self._make_local(
             optimizer.hyperparameters(), optimizer.groups, optimizer.t, optimizer.lr_as_set
         )
-        for key, state in optimizer.state.items():
-            self.local.state[key].buffer[...] = state.buffer[self.start : self.stop]
+        whole = optimizer.stored_buffers()
+        for member, buffer in self.local.stored_buffers().items():
+            buffer[...] = whole[member][self.own(member)]
         self._send = np.zeros(self.layout.size, dtype=self.layout.dtype)  # for dict grads
         self.received = self.local.params.zeros_like().buffer  # this rank's summed slice
         self._mpi_type = MPI.DOUBLE if self.layout.dtype == np.float64 else MPI.FLOAT
@@ -90,7 +97,15 @@ class ShardedOptimizer:
             nonfinite="ignore",  # so is the NaN/Inf check
         )
         local.first_index = self.start  # the rounding bits of low-precision state
+        if self.quantized is not None:
+            local.set_quantized_layers(self.quantized & set(layout.names))
         return local
+
+    def own(self, member: str) -> slice:
+        """This rank's slice of the whole stored buffer ``member`` (``'state.exp_avg'``,
+        ``'scales.exp_avg'``, ...; see ``Optimizer.stored_buffers``)."""
+        cuts = self.buffer_cuts[buffer_kind(member)]
+        return slice(cuts[self.rank], cuts[self.rank + 1])
 
     # -- the step -------------------------------------------------------------------------------
     @property
@@ -186,27 +201,32 @@ class ShardedOptimizer:
         return list(dict.fromkeys(name for ranks_names in every for name in ranks_names))
 
     # -- saving and restoring (see fastoptim.distributed.checkpoint) -----------------------------
-    def gather(self, local: np.ndarray) -> np.ndarray | None:
-        """This rank's slice ``local`` of a buffer, gathered whole on rank 0 (None elsewhere)."""
+    def gather(self, local: np.ndarray, member: str) -> np.ndarray | None:
+        """This rank's slice ``local`` of the stored buffer ``member`` (``'state.<key>'``,
+        ``'scales.<key>'``, ``'small.<key>'``), gathered whole on rank 0 (None elsewhere)."""
         from mpi4py.util.dtlib import from_numpy_dtype
 
-        mpi_type = from_numpy_dtype(local.dtype)  # the buffer's own dtype (uint16 codes)
-        whole = np.empty(self.layout.size, dtype=local.dtype) if self.rank == 0 else None
-        target = [whole, self.counts, self.cuts[:-1], mpi_type] if self.rank == 0 else None
+        cuts = self.buffer_cuts[buffer_kind(member)]
+        counts = np.diff(cuts).tolist()
+        mpi_type = from_numpy_dtype(local.dtype)  # the buffer's own dtype (codes)
+        whole = np.empty(cuts[-1], dtype=local.dtype) if self.rank == 0 else None
+        target = [whole, counts, cuts[:-1], mpi_type] if self.rank == 0 else None
         self.comm.Gatherv([local, mpi_type], target, root=0)
         return whole
 
     def whole_optimizer(self, states: dict[str, np.ndarray] | None) -> Optimizer:
         """A non-sharded optimizer with this one's settings, groups, step and a copy of the
-        parameters (and ``states``, whole buffers, if given): for single-file checkpoints."""
+        parameters (and ``states``, whole stored buffers by name, if given): for
+        single-file checkpoints."""
         optimizer = self.optimizer
         params = FlatParams(self.layout, self.params.buffer.copy())
         groups = slice_groups(optimizer.groups, self.layout.names)  # all of them
         whole = _like(
             optimizer, params, optimizer.hyperparameters(), groups, self.t, optimizer.lr_as_set
         )
-        for key, buffer in (states or {}).items():
-            whole.state[key].buffer[...] = buffer
+        stored = whole.stored_buffers()
+        for member, buffer in (states or {}).items():
+            stored[member][...] = buffer
         return whole
 
     def restore(
@@ -217,8 +237,9 @@ class ShardedOptimizer:
         hyperparameters: dict[str, Any],
         groups: list[dict[str, Any]],
     ) -> None:
-        """Take this rank's slice of saved ``params`` and ``states`` with the saved step,
-        settings and groups; checked on every rank before anything changes."""
+        """Take this rank's slice of saved ``params`` and ``states`` (stored buffers by name)
+        with the saved step, settings and groups; checked on every rank before anything
+        changes."""
         optimizer = self.optimizer
 
         def check() -> tuple[list[ResolvedGroup], Optimizer]:
@@ -229,8 +250,9 @@ class ShardedOptimizer:
         resolved, local = self.agree(check)
         optimizer.set_hyperparameters(**hyperparameters)  # checked above, by making ``local``
         optimizer.groups, optimizer.t = resolved, local.t
-        for key, buffer in states.items():
-            local.state[key].buffer[...] = buffer
+        stored = local.stored_buffers()
+        for member, buffer in states.items():
+            stored[member][...] = buffer
         self.local = local
         self.params.buffer[self.start : self.stop] = params
         self.allgather_params()

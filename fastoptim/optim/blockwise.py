@@ -3,9 +3,11 @@ the float32 state of the layers too small to quantize.
 
 A layer of at least ``SMALLEST_QUANTIZED`` elements keeps one code per element (int8 for a
 signed state, uint8 for an unsigned one, in a buffer laid out like the parameters) and one
-float32 scale per block of ``BLOCK`` elements; blocks follow layers and never straddle two
-(kernels/int8.py has the map). Smaller layers (biases, norms: few elements, often sensitive)
-keep float32 state, as bitsandbytes does below 4096 elements.
+float32 scale per block of ``BLOCK`` elements (or the optimizer's ``block_size``); blocks
+follow layers and never straddle two (kernels/int8.py has the map). Smaller layers (biases,
+norms: few elements, often sensitive) keep float32 state, as bitsandbytes does below 4096
+elements. A shard of a model quantizes the parts of the whole model's quantized layers,
+whatever their size in the shard (``quantized=``).
 """
 
 from __future__ import annotations
@@ -27,43 +29,54 @@ def quantizes(size: int) -> bool:
     return size >= SMALLEST_QUANTIZED
 
 
-def n_blocks(size: int) -> int:
+def n_blocks(size: int, block: int = BLOCK) -> int:
     """The number of blocks of a quantized layer of ``size`` elements."""
-    return -(-size // BLOCK)
+    return -(-size // block)
 
 
 def code_dtype(unsigned: bool) -> np.dtype:
     return np.dtype(np.uint8 if unsigned else np.int8)
 
 
-def layer_codes(values: np.ndarray, unsigned: bool) -> tuple[np.ndarray, np.ndarray]:
+def layer_codes(
+    values: np.ndarray, unsigned: bool, block: int = BLOCK
+) -> tuple[np.ndarray, np.ndarray]:
     """A quantized layer's codes (its shape) and block scales from its float values."""
     flat = np.asarray(values, dtype=np.float32).ravel()
-    codes, scales = int8.quantize(flat, not unsigned, int8.block_bounds([flat.size], BLOCK))
+    codes, scales = int8.quantize(flat, not unsigned, int8.block_bounds([flat.size], block))
     return codes.reshape(np.shape(values)), scales
 
 
-def layer_values(codes: np.ndarray, scales: np.ndarray, unsigned: bool) -> np.ndarray:
+def layer_values(
+    codes: np.ndarray, scales: np.ndarray, unsigned: bool, block: int = BLOCK
+) -> np.ndarray:
     """A quantized layer's float32 values (its shape) from its codes and block scales."""
     flat = np.asarray(codes).ravel()
-    bounds = int8.block_bounds([flat.size], BLOCK)
+    bounds = int8.block_bounds([flat.size], block)
     return int8.dequantize(flat, scales, not unsigned, bounds).reshape(np.shape(codes))
 
 
-def block_spans(layout: Layout) -> dict[str, slice]:
-    """Where each quantized layer's block scales are, in one array over ``layout``'s
-    quantized layers in layout order."""
+def quantized_layers(layout: Layout) -> frozenset[str]:
+    """The layers of ``layout`` large enough to quantize."""
+    return frozenset(
+        n for n, size in zip(layout.names, layout.sizes, strict=True) if quantizes(size)
+    )
+
+
+def block_spans(layout: Layout, quantized: Collection[str], block: int = BLOCK) -> dict[str, slice]:
+    """Where each of the ``quantized`` layers' block scales are, in one array over them in
+    ``layout`` order."""
     spans, first = {}, 0
     for name, size in zip(layout.names, layout.sizes, strict=True):
-        if quantizes(size):
-            spans[name] = slice(first, first + n_blocks(size))
-            first += n_blocks(size)
+        if name in quantized:
+            spans[name] = slice(first, first + n_blocks(size, block))
+            first += n_blocks(size, block)
     return spans
 
 
-def small_layout(layout: Layout) -> Layout:
-    """The layout of ``layout``'s layers too small to quantize (float32 state)."""
-    small = [i for i, size in enumerate(layout.sizes) if not quantizes(size)]
+def small_layout(layout: Layout, quantized: Collection[str]) -> Layout:
+    """The layout of ``layout``'s layers not ``quantized`` (float32 state)."""
+    small = [i for i, name in enumerate(layout.names) if name not in quantized]
     return Layout([layout.names[i] for i in small], [layout.shapes[i] for i in small], np.float32)
 
 
@@ -79,16 +92,20 @@ class Int8Storage:
         state_names: Sequence[str],
         order: Sequence[str | None],
         kernel_unsigned: Collection[int],
+        block: int = BLOCK,
+        quantized: Collection[str] | None = None,
     ):
         """``order``: the kernel's states by name (None where an option keeps none);
-        ``kernel_unsigned``: the positions in it of the states never negative."""
-        self.layout = layout
+        ``kernel_unsigned``: the positions in it of the states never negative; ``block``:
+        elements per block; ``quantized``: the layers to quantize (default: those of at
+        least ``SMALLEST_QUANTIZED`` elements)."""
+        self.layout, self.block = layout, block
         self.kernel_unsigned = frozenset(kernel_unsigned)
         self.unsigned = frozenset(order[k] for k in self.kernel_unsigned if order[k])
-        self.block_span = block_spans(layout)
-        self.quantized = frozenset(self.block_span)
+        self.quantized = quantized_layers(layout) if quantized is None else frozenset(quantized)
+        self.block_span = block_spans(layout, self.quantized, block)
         self.n_blocks = max((span.stop for span in self.block_span.values()), default=0)
-        self.small_layout = small_layout(layout)
+        self.small_layout = small_layout(layout, self.quantized)
         self.codes = {
             key: FlatParams(layout, stored_dtype=code_dtype(key in self.unsigned))
             for key in state_names
@@ -103,21 +120,21 @@ class Int8Storage:
         self.small[key].buffer.fill(value)
         for name in self.quantized:
             values = np.full(self.layout.shapes[self.layout.index(name)], value, np.float32)
-            codes, scales = layer_codes(values, key in self.unsigned)
+            codes, scales = layer_codes(values, key in self.unsigned, self.block)
             self.codes[key][name][...] = codes
             self.scales[key][self.block_span[name]] = scales
 
     def bounds(self, names: Sequence[str]) -> np.ndarray:
         """The block bounds of neighbouring quantized layers ``names``, from their start."""
-        return int8.block_bounds([self.layout.sizes[self.layout.index(n)] for n in names], BLOCK)
+        sizes = [self.layout.sizes[self.layout.index(n)] for n in names]
+        return int8.block_bounds(sizes, self.block)
 
     def values(self, key: str, name: str) -> np.ndarray:
         """Layer ``name``'s float32 values of state ``key`` (a copy, the layer's shape)."""
         if name not in self.quantized:
             return np.array(self.small[key][name])
-        return layer_values(
-            self.codes[key][name], self.scales[key][self.block_span[name]], key in self.unsigned
-        )
+        scales = self.scales[key][self.block_span[name]]
+        return layer_values(self.codes[key][name], scales, key in self.unsigned, self.block)
 
     def stored(self, key: str) -> dict[str, np.ndarray]:
         """State ``key`` as stored, by layer: codes for a quantized layer, float32 values for

@@ -12,7 +12,7 @@ import numpy as np
 from fastoptim import kernels
 from fastoptim.flat import FlatParams
 from fastoptim.kernels import UpdateLoop
-from fastoptim.optim.blockwise import BLOCK, Int8Storage, code_dtype
+from fastoptim.optim.blockwise import Int8Storage, code_dtype
 from fastoptim.optim.groups import ResolvedGroup
 from fastoptim.optim.step_records import FlatRun, LayerView
 
@@ -73,7 +73,7 @@ class Buffers(NamedTuple):
                 order,
                 np.dtype(np.float32),
             )
-            tail = (*scales, int8.bounds(names), BLOCK)
+            tail = (*scales, int8.bounds(names), int8.block)
             return codes, tail, self.loops["int8"]
         states = kernel_states(in_range, order, dtype)
         if self.storage == "bfloat16":

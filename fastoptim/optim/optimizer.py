@@ -18,7 +18,7 @@ import dataclasses
 import inspect
 import math
 import textwrap
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 from functools import cached_property, partial
 from typing import Any, ClassVar
 
@@ -145,11 +145,7 @@ class Optimizer:
         self.int8: Int8Storage | None = None
         initial = self.declaration.initial_state(self.settings)
         if self.storage == "int8":
-            order = self._state_order
-            self.int8 = Int8Storage(self.layout, self.state_names, order, self.kernel.unsigned)
-            self.state = self.int8.codes
-            for name, value in initial.items():
-                self.int8.fill(name, value)
+            self.set_quantized_layers(None)
             return
         stored = state_dtypes.stored_dtype(self.state_dtype)
         self.state = {
@@ -157,6 +153,33 @@ class Optimizer:
         }
         for name, value in initial.items():
             self.state[name].buffer.fill(state_dtypes.stored_values(value, self.state_dtype))
+
+    def set_quantized_layers(self, names: Collection[str] | None) -> None:
+        """int8 state: quantize exactly the layers ``names``, whatever their size (a shard
+        quantizes its parts of the whole model's quantized layers); None: the layers of at
+        least 4096 elements. The state starts again from its initial values."""
+        if self.storage != "int8":
+            raise ValueError(f"only int8 state quantizes layers; this one is {self.state_dtype}")
+        order = self._state_order
+        self.int8 = Int8Storage(
+            self.layout, self.state_names, order, self.kernel.unsigned, quantized=names
+        )
+        self.state = self.int8.codes
+        for name, value in self.declaration.initial_state(self.settings).items():
+            self.int8.fill(name, value)
+        for cached in CACHED_VIEWS:
+            self.__dict__.pop(cached, None)
+
+    def stored_buffers(self) -> dict[str, np.ndarray]:
+        """Every buffer of the state as stored, by the name a checkpoint gives it:
+        ``state.<key>`` (laid out like the parameters: values, bfloat16 or int8 codes) and,
+        for int8 state, ``scales.<key>`` (the quantized layers' block scales in layout
+        order) and ``small.<key>`` (the float32 state of the other layers)."""
+        buffers = {f"state.{key}": state.buffer for key, state in self.state.items()}
+        if self.int8 is not None:
+            buffers.update({f"scales.{key}": v for key, v in self.int8.scales.items()})
+            buffers.update({f"small.{key}": v.buffer for key, v in self.int8.small.items()})
+        return buffers
 
     def _set_kernel(self) -> None:
         """The kernel loops of the settings: ``kernel`` the state's own storage's, and the
@@ -562,7 +585,7 @@ class Optimizer:
     def release_state(self) -> None:
         """Free the state buffers and every view of them (a sharded optimizer keeps the
         state in slices on its ranks); this optimizer can no longer step."""
-        self.state, self._state_order = {}, ()
+        self.state, self._state_order, self.int8 = {}, (), None
         for cached in CACHED_VIEWS:
             self.__dict__.pop(cached, None)
 
