@@ -39,6 +39,9 @@ ALGORITHMS = {
 INT8_SHAPES = {"A": (100, 110), "a": (100, 1), "B": (60, 100), "c": (40, 8)}
 INT8_ALGORITHMS = {
     "adam int8": lambda p, **kw: fastoptim.Adam(p, lr=1e-2, state_dtype="int8", **kw),
+    "adam int8 blocks of 2048": lambda p, **kw: fastoptim.Adam(
+        p, lr=1e-2, state_dtype="int8", block_size=2048, **kw
+    ),
     "sgd int8": lambda p, **kw: fastoptim.SGD(
         p, lr=1e-2, momentum=0.9, nesterov=True, state_dtype="int8", **kw
     ),

@@ -86,6 +86,15 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
             "state_dtype a dtype", {"state_dtype": np.uint16}, ValueError, "state_dtype must"
         ),
     ),
+    "block_size": (
+        ErrorInput("block_size 100", {"block_size": 100}, ValueError, "block_size must be a power"),
+        ErrorInput(
+            "block_size without int8 state",
+            {"block_size": 512},
+            ValueError,
+            "applies to state_dtype='int8' only",
+        ),
+    ),
     "max_grad_norm": (
         ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
     ),

@@ -42,13 +42,13 @@ def _grads(rng: np.random.Generator, shapes=SHAPES) -> dict[str, np.ndarray]:
     }
 
 
-def _twin(opt: fastoptim.Optimizer, params, state_dtype: str):
-    return type(opt)(params, **{**opt.hyperparameters(), "state_dtype": state_dtype})
+def _twin(opt: fastoptim.Optimizer, params, state_dtype: str, **options):
+    return type(opt)(params, **{**opt.hyperparameters(), "state_dtype": state_dtype, **options})
 
 
-def _pair(algorithm, hp, shapes=SHAPES):
+def _pair(algorithm, hp, shapes=SHAPES, block_size=None):
     float_opt = algorithm.make_optimizer(_params(0, shapes), hp)
-    return float_opt, _twin(float_opt, _params(0, shapes), "int8")
+    return float_opt, _twin(float_opt, _params(0, shapes), "int8", block_size=block_size)
 
 
 def _clamped(opt, float_opt, t) -> tuple[np.ndarray, float]:
@@ -65,12 +65,17 @@ def _clamped(opt, float_opt, t) -> tuple[np.ndarray, float]:
     return np.abs(float_opt.state["exp_avg"].buffer) > limit, largest_step
 
 
-@pytest.mark.parametrize("grads_as", ["flat", "dict"])
+@pytest.mark.parametrize(
+    ("grads_as", "block_size"), [("flat", None), ("dict", None), ("flat", 64), ("dict", 4096)]
+)
 @pytest.mark.parametrize("algorithm", STATEFUL, ids=lambda a: a.name)
-def test_an_int8_step_is_the_float32_step_of_the_decoded_state_quantized(algorithm, grads_as):
+def test_an_int8_step_is_the_float32_step_of_the_decoded_state_quantized(
+    algorithm, grads_as, block_size
+):
     for hp in algorithm.hyperparameter_sets:
-        float_opt, opt = _pair(algorithm, hp)
+        float_opt, opt = _pair(algorithm, hp, block_size=block_size)
         assert opt.int8 is not None and opt.int8.quantized == {"W1", "W2"}
+        assert opt.int8.block == (block_size or 256) and opt.block_size == block_size
         flat = opt.params.zeros_like(prefix="d")
         rng = np.random.default_rng(1)
         for t in range(1, 5):
@@ -100,7 +105,7 @@ def test_an_int8_step_is_the_float32_step_of_the_decoded_state_quantized(algorit
                     if layer not in opt.int8.quantized:  # small: float32, as the twin
                         np.testing.assert_array_equal(opt.int8.small[name][layer], expected)
                         continue
-                    codes, scales = blockwise.layer_codes(expected, unsigned)
+                    codes, scales = blockwise.layer_codes(expected, unsigned, opt.int8.block)
                     np.testing.assert_array_equal(opt.state[name][layer], codes, err_msg=name)
                     span = opt.int8.block_span[layer]
                     np.testing.assert_array_equal(opt.int8.scales[name][span], scales)
@@ -179,6 +184,48 @@ def test_int8_checkpoints_load_into_other_state_dtypes_only_by_an_explicit_conve
     bfloat16.load_state_dict(fastoptim.convert_state_dtype(adam.state_dict(), "bfloat16"))
 
 
+def test_a_block_size_is_kept_by_checkpoints_and_changes_only_by_an_explicit_conversion(
+    tmp_path,
+):
+    rng = np.random.default_rng(0)
+    coarse = fastoptim.Adam(_params(0), state_dtype="int8", block_size=1024)
+    coarse.step(_grads(rng))
+    saved = coarse.state_dict()
+    assert saved["hyperparameters"]["block_size"] == 1024
+    assert saved["scales"]["exp_avg"]["W1"].shape == (math.ceil(41 * 290 / 1024),)
+    fine = fastoptim.Adam(_params(0), state_dtype="int8")
+    before = [b.copy() for b in fine.int8.buffers()]
+    with pytest.raises(ValueError, match=r"blocks of 1024.*block_size is 256.*convert_state_dtype"):
+        fine.load_state_dict(saved)
+    fastoptim.save(tmp_path / "coarse.npz", coarse)
+    with pytest.raises(fastoptim.CheckpointError, match=r"blocks of 1024"):
+        fastoptim.load(tmp_path / "coarse.npz", fine)
+    assert all(np.array_equal(a, b) for a, b in zip(before, fine.int8.buffers(), strict=True))
+    assert fine.t == 0
+    fine.load_state_dict(fastoptim.convert_state_dtype(saved, "int8"))  # requantized once
+    for name in fine.state_names:
+        for layer, values in coarse.state_values(name).items():
+            unsigned = name in fine.int8.unsigned
+            expected = values
+            if layer in fine.int8.quantized:
+                expected = blockwise.layer_values(
+                    *blockwise.layer_codes(values, unsigned), unsigned
+                )
+            np.testing.assert_array_equal(fine.state_values(name)[layer], expected)
+    with pytest.raises(ValueError, match=r"block_size=512 applies to state_dtype='int8' only"):
+        fastoptim.convert_state_dtype(saved, "float32", block_size=512)
+    with pytest.raises(ValueError, match=r"block_size must be a power of two"):
+        fastoptim.convert_state_dtype(saved, "int8", block_size=300)
+    resumed = fastoptim.Adam(_params(9), state_dtype="int8", block_size=1024)
+    fastoptim.load(tmp_path / "coarse.npz", resumed)
+    grads = _grads(rng)
+    coarse.step(grads)
+    resumed.step(grads)
+    assert np.array_equal(resumed.params.buffer, coarse.params.buffer)
+    theirs = coarse.stored_buffers()
+    assert all(np.array_equal(a, theirs[k]) for k, a in resumed.stored_buffers().items())
+
+
 def test_a_saved_int8_state_with_bad_scales_is_refused_and_nothing_changes():
     adam = fastoptim.Adam(_params(0), state_dtype="int8")
     adam.step(_grads(np.random.default_rng(0)))
@@ -205,6 +252,9 @@ def test_state_bytes_per_parameter_with_int8():
     assert adam.state_nbytes == 2 * (n + 4 * n // 256)  # 2.03 bytes per parameter
     small = {"b": np.zeros(100, np.float32)}
     assert fastoptim.Adam(small, state_dtype="int8").state_nbytes == 2 * (100 + 4 * 100)
+    for block in (64, 4096):  # a scale per block: 2.125 and 2.002 bytes per parameter
+        adam = fastoptim.Adam({"w": np.zeros(n, np.float32)}, state_dtype="int8", block_size=block)
+        assert adam.state_nbytes == 2 * (n + 4 * n // block)
 
 
 def test_the_step_is_bounded_where_a_second_moment_quantized_to_zero():

@@ -121,7 +121,7 @@ def test_each_declaration_matches_torchs_signature(name):
     theirs = inspect.signature(getattr(torch.optim, name)).parameters
     every = getattr(fastoptim, name).declaration.hyperparameters
     declared = tuple(hp for hp in every if hp.in_torch)
-    assert [hp.name for hp in every if not hp.in_torch] == ["state_dtype"]
+    assert [hp.name for hp in every if not hp.in_torch] == ["state_dtype", "block_size"]
     for hp in declared:
         assert hp.torch_key in theirs, f"torch.optim.{name} has no {hp.torch_key}"
         assert theirs[hp.torch_key].default == hp.default, hp.name

@@ -70,6 +70,7 @@ def test_state_dict_contents():
         "amsgrad": False,
         "maximize": False,
         "state_dtype": "float32",
+        "block_size": None,
         "max_grad_norm": None,
     }
     assert sd["t"] == 1

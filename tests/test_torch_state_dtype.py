@@ -160,3 +160,52 @@ def test_a_state_dtype_the_parameters_cannot_take_is_refused():
         fastoptim_torch.Adam(net.parameters(), state_dtype="int8")
     with pytest.raises(ValueError, match=r"state_dtype must be one of"):
         fastoptim_torch.Adam(model().parameters(), state_dtype="float16")
+
+
+def test_int8_blocks_of_another_size_by_keyword_or_param_group():
+    net = model()
+    optimizer = fastoptim_torch.AdamW(
+        net.parameters(), lr=1e-2, state_dtype="int8", block_size=1024
+    )
+    assert optimizer.param_groups[0]["block_size"] == 1024
+    twin_params = {f"p{i}": p.detach().numpy().copy() for i, p in enumerate(net.parameters())}
+    twin = fastoptim.AdamW(twin_params, lr=1e-2, state_dtype="int8", block_size=1024)
+    for x, y in batches(3):
+        train_step(net, optimizer, x, y)
+        twin.step({f"p{i}": p.grad.numpy() for i, p in enumerate(net.parameters())})
+        for i, p in enumerate(net.parameters()):
+            np.testing.assert_array_equal(p.detach().numpy(), twin_params[f"p{i}"])
+    saved = optimizer.state_dict()
+    assert saved["state"][0]["exp_avg_scales"].shape == (8192 // 1024,)
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    buffer.seek(0)
+    restored = fastoptim_torch.AdamW(
+        model().parameters(), lr=1e-2, state_dtype="int8", block_size=1024
+    )
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    ours, theirs = saved["state"], restored.state_dict()["state"]
+    assert all(same(ours[i][k], theirs[i][k]) for i in ours for k in ours[i])
+
+    # blocks of 256 (the default) take a state of blocks of 1024 only by a conversion
+    default = fastoptim_torch.AdamW(model().parameters(), lr=1e-2, state_dtype="int8")
+    with pytest.raises(ValueError, match=r"holds 8 block scales.*blocks of 256.*convert_state"):
+        default.load_state_dict(saved)
+    default.load_state_dict(saved, convert_state_dtype=True)
+    assert "block_size" not in default.param_groups[0]  # still the default blocks
+    codes, scales = saved["state"][0]["exp_avg"].numpy(), saved["state"][0]["exp_avg_scales"]
+    values = blockwise.layer_values(codes, scales.numpy(), False, 1024)
+    requantized = blockwise.layer_codes(values, False)
+    converted = default.state_dict()["state"][0]
+    np.testing.assert_array_equal(converted["exp_avg"].numpy(), requantized[0])
+    np.testing.assert_array_equal(converted["exp_avg_scales"].numpy(), requantized[1])
+
+    first, *rest = model().parameters()
+    grouped = fastoptim_torch.Adam(
+        [{"params": [first], "block_size": 64}, {"params": rest}], lr=1e-2, state_dtype="int8"
+    )
+    first.grad = torch.ones_like(first)
+    grouped.step()
+    assert grouped.state_dict()["state"][0]["exp_avg_scales"].shape == (8192 // 64,)
+    with pytest.raises(ValueError, match=r"block_size=512 applies to state_dtype='int8' only"):
+        fastoptim_torch.Adam(model().parameters(), state_dtype="bfloat16", block_size=512)

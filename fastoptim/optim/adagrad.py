@@ -36,7 +36,7 @@ ADAGRAD = Declaration(
         ),
         shared.epsilon(1e-10),
         shared.MAXIMIZE,
-        shared.STATE_DTYPE,
+        *shared.STORAGE,
     ),
     states=lambda s: ("sum",),
     kernel=lambda s: kernels.adagrad_update,

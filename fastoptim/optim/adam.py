@@ -112,7 +112,7 @@ ADAM = Declaration(
             decides_state=True,
         ),
         shared.MAXIMIZE,
-        shared.STATE_DTYPE,
+        *shared.STORAGE,
     ),
     states=lambda s: ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if s.amsgrad else ()),
     kernel=lambda s: kernels.adam_amsgrad_update if s.amsgrad else kernels.adam_update,

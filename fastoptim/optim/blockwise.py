@@ -19,6 +19,7 @@ import numpy as np
 from fastoptim.flat import FlatParams, Layout
 from fastoptim.flat.flat_params import aligned_zeros
 from fastoptim.kernels import int8
+from fastoptim.optim import state_dtypes
 
 BLOCK = 256  # elements per quantization block
 SMALLEST_QUANTIZED = 4096  # smaller layers keep float32 state
@@ -32,6 +33,19 @@ def quantizes(size: int) -> bool:
 def n_blocks(size: int, block: int = BLOCK) -> int:
     """The number of blocks of a quantized layer of ``size`` elements."""
     return -(-size // block)
+
+
+def saved_block(size: int, n_scales: int) -> int:
+    """The block size of a saved quantized layer of ``size`` elements with ``n_scales``
+    scales: the smallest one that gives that many. Two block sizes give the same number
+    only when both cover the layer in one block, which decodes alike."""
+    for block in state_dtypes.BLOCK_SIZES:
+        if n_blocks(size, block) == n_scales:
+            return block
+    raise ValueError(
+        f"{n_scales} block scales fit no block size for {size} elements "
+        f"(block sizes: {list(state_dtypes.BLOCK_SIZES)})"
+    )
 
 
 def code_dtype(unsigned: bool) -> np.dtype:

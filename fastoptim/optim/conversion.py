@@ -10,6 +10,8 @@ import numpy as np
 from fastoptim.optim import blockwise
 from fastoptim.optim.optimizer import OPTIMIZER_CLASSES
 from fastoptim.optim.state_dtypes import (
+    check_block_size,
+    check_block_size_applies,
     check_state_dtype_name,
     float_values,
     resolved_state_dtype,
@@ -17,22 +19,29 @@ from fastoptim.optim.state_dtypes import (
 )
 
 
-def convert_state_dtype(state_dict: Mapping[str, Any], state_dtype: str) -> dict[str, Any]:
-    """A copy of an optimizer's ``state_dict`` with its state stored as ``state_dtype``:
-    the explicit conversion ``load_state_dict`` asks for when the dtypes differ.
+def convert_state_dtype(
+    state_dict: Mapping[str, Any], state_dtype: str, *, block_size: int | None = None
+) -> dict[str, Any]:
+    """A copy of an optimizer's ``state_dict`` with its state stored as ``state_dtype``
+    (int8: in blocks of ``block_size``, None: 256): the explicit conversion
+    ``load_state_dict`` asks for when the dtypes or block sizes differ.
 
     Stored values are decoded exactly (bfloat16 codes, int8 codes times their block
     scales); float values are then rounded to nearest bfloat16, or quantized to int8
     blocks, once. ``opt.load_state_dict(fastoptim.convert_state_dtype(saved,
-    opt.state_dtype))``.
+    opt.state_dtype, block_size=opt.block_size))``.
     """
     check_state_dtype_name(state_dtype, "state_dtype")
+    check_block_size(block_size, "block_size")
     algorithm = str(state_dict["algorithm"])
     hyperparameters = dict(state_dict["hyperparameters"])
     layout = state_dict["layout"]
     param_dtype = np.dtype(layout["dtype"])
     source = hyperparameters.get("state_dtype") or param_dtype.name
     resolved_state_dtype(state_dtype, param_dtype, algorithm)
+    check_block_size_applies(block_size, state_dtype, algorithm)
+    source_block = hyperparameters.get("block_size") or blockwise.BLOCK
+    block = block_size or blockwise.BLOCK
     unsigned = _unsigned_states(algorithm, hyperparameters)
     source_scales = state_dict.get("scales", {}) if source == "int8" else {}
     state: dict[str, dict[str, np.ndarray]] = {}
@@ -42,17 +51,20 @@ def convert_state_dtype(state_dict: Mapping[str, Any], state_dtype: str) -> dict
         for name, array in arrays.items():
             if name in source_scales.get(key, {}):
                 values = blockwise.layer_values(
-                    array, np.asarray(source_scales[key][name]), key in unsigned
+                    array, np.asarray(source_scales[key][name]), key in unsigned, source_block
                 )
             else:
                 values = float_values(np.asarray(array), source)
             if state_dtype == "int8" and blockwise.quantizes(np.size(values)):
-                state[key][name], scales[key][name] = blockwise.layer_codes(values, key in unsigned)
+                codes, block_scales = blockwise.layer_codes(values, key in unsigned, block)
+                state[key][name], scales[key][name] = codes, block_scales
             elif state_dtype == "int8":
                 state[key][name] = np.asarray(values, np.float32)
             else:
                 state[key][name] = stored_values(values, state_dtype)
     hyperparameters["state_dtype"] = state_dtype
+    if "block_size" in hyperparameters or block_size is not None:
+        hyperparameters["block_size"] = block_size
     converted = {**state_dict, "hyperparameters": hyperparameters, "state": state}
     converted.pop("scales", None)
     if state_dtype == "int8":

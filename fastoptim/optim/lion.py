@@ -48,7 +48,7 @@ LION = Declaration(
             ":math:`1 - \\eta \\lambda` first, as in AdamW.",
         ),
         shared.MAXIMIZE,
-        shared.STATE_DTYPE,
+        *shared.STORAGE,
     ),
     states=lambda s: ("exp_avg",),
     kernel=lambda s: lion_update,

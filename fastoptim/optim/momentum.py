@@ -24,7 +24,7 @@ MOMENTUM = Declaration(
     hyperparameters=(
         shared.learning_rate(0.01),
         HyperParameter("beta", 0.9, check_beta, "Momentum coefficient in [0, 1)."),
-        shared.STATE_DTYPE,
+        *shared.STORAGE,
     ),
     states=lambda s: ("velocity",),
     kernel=lambda s: kernels.momentum_update,

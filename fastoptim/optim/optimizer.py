@@ -27,7 +27,7 @@ import numpy as np
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
 from fastoptim.kernels import new_record
-from fastoptim.optim import state_dtypes
+from fastoptim.optim import blockwise, state_dtypes
 from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
 from fastoptim.optim.declaration import Declaration, Settings
@@ -161,8 +161,9 @@ class Optimizer:
         if self.storage != "int8":
             raise ValueError(f"only int8 state quantizes layers; this one is {self.state_dtype}")
         order = self._state_order
+        block = self.settings.block_size or blockwise.BLOCK
         self.int8 = Int8Storage(
-            self.layout, self.state_names, order, self.kernel.unsigned, quantized=names
+            self.layout, self.state_names, order, self.kernel.unsigned, block, quantized=names
         )
         self.state = self.int8.codes
         for name, value in self.declaration.initial_state(self.settings).items():
@@ -198,6 +199,9 @@ class Optimizer:
         dtype = self.layout.dtype if params_dtype is None else params_dtype
         state_dtype = state_dtypes.resolved_state_dtype(
             settings.state_dtype, dtype, self.declaration.name
+        )
+        state_dtypes.check_block_size_applies(
+            settings.block_size, state_dtype, self.declaration.name
         )
         return dataclasses.replace(settings, state_dtype=state_dtype)
 
@@ -272,9 +276,9 @@ class Optimizer:
         merged = {**dataclasses.asdict(self.settings), "lr": self.lr_as_set, **values}
         lr = check_lr_or_schedule(merged["lr"], self.t + 1)
         settings = self._resolved(declaration.checked_settings(merged))
-        if declaration.states(settings) != declaration.states(self.settings) or getattr(
-            settings, "state_dtype", None
-        ) != getattr(self.settings, "state_dtype", None):
+        if declaration.states(settings) != declaration.states(self.settings) or _storage(
+            settings
+        ) != _storage(self.settings):
             fixed = [  # those asked to change (a value may stand for the same state)
                 name
                 for name in declaration.fixed_by()
@@ -662,9 +666,10 @@ class Optimizer:
         check_state_dict(state_dict, type(self).__name__, self.layout.describe(), self.state_names)
         expected = sorted(self.hyperparameters())
         saved_hyperparameters = state_dict["hyperparameters"]
-        if isinstance(saved_hyperparameters, Mapping) and "state_dtype" in expected:
-            # saved before state_dtype existed: the state was in the parameters' dtype
-            saved_hyperparameters = {"state_dtype": None, **saved_hyperparameters}
+        if isinstance(saved_hyperparameters, Mapping):
+            # saved before the storage options existed: the parameters' dtype
+            older = {k: None for k in state_dtypes.STORAGE_OPTIONS if k in expected}
+            saved_hyperparameters = {**older, **saved_hyperparameters}
         if (
             not isinstance(saved_hyperparameters, Mapping)
             or sorted(saved_hyperparameters) != expected
@@ -680,6 +685,14 @@ class Optimizer:
                 f"state_dtype={self.state_dtype!r}; convert it explicitly: "
                 f"opt.load_state_dict(fastoptim.convert_state_dtype(state_dict, "
                 f"{self.state_dtype!r}))"
+            )
+        saved_block = saved_hyperparameters.get("block_size")
+        if saved_block != getattr(self.settings, "block_size", None):
+            raise ValueError(
+                f"state_dict holds int8 state in blocks of {saved_block or blockwise.BLOCK} but "
+                f"this optimizer's block_size is {self.settings.block_size or blockwise.BLOCK}; "
+                f"convert it explicitly: opt.load_state_dict(fastoptim.convert_state_dtype("
+                f"state_dict, 'int8', block_size={self.settings.block_size}))"
             )
         t = check_step(state_dict["t"], "state_dict['t']", first=0)
         check_lr_or_schedule(saved_hyperparameters["lr"], t + 1)  # at the step to come
@@ -705,6 +718,11 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
+
+
+def _storage(settings: Settings) -> tuple:
+    """What decides how ``settings``' state is stored (state_dtype, block_size)."""
+    return tuple(getattr(settings, name, None) for name in state_dtypes.STORAGE_OPTIONS)
 
 
 def _params_dtype(params: object) -> np.dtype:

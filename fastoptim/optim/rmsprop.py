@@ -68,7 +68,7 @@ RMSPROP = Declaration(
             decides_state=True,
         ),
         shared.MAXIMIZE,
-        shared.STATE_DTYPE,
+        *shared.STORAGE,
     ),
     # the kernel always takes (square_avg, grad_avg, momentum_buffer)
     states=lambda s: (

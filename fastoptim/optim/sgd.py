@@ -55,7 +55,7 @@ SGD_DECLARATION = Declaration(
             "Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``, as in torch.",
         ),
         shared.MAXIMIZE,
-        shared.STATE_DTYPE,
+        *shared.STORAGE,
     ),
     states=lambda s: ("momentum_buffer",),
     kernel=lambda s: kernels.sgd_update,

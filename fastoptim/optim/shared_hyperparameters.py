@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from fastoptim.optim.declaration import HyperParameter
 from fastoptim.optim.hyperparameters import check_epsilon, check_flag, check_nonnegative
-from fastoptim.optim.state_dtypes import STATE_DTYPES, check_state_dtype_name
+from fastoptim.optim.state_dtypes import (
+    BLOCK_SIZES,
+    STATE_DTYPES,
+    check_block_size,
+    check_state_dtype_name,
+)
 
 MAXIMIZE = HyperParameter(
     "maximize",
@@ -21,11 +26,25 @@ STATE_DTYPE = HyperParameter(
     "``'bfloat16'`` (float32 parameters) keeps each state element in 16 bits, "
     "stochastically rounded on every store: half the memory and traffic of float32 state. "
     "``'int8'`` (float32 parameters) keeps 8-bit codes and one float32 scale per block of "
-    "256 (layers below 4096 elements stay float32): about a quarter of the memory.",
+    "``block_size`` elements (layers below 4096 elements stay float32): about a quarter of "
+    "the memory.",
     keyword_only=True,
     decides_state=True,
     in_torch=False,
 )
+BLOCK_SIZE = HyperParameter(
+    "block_size",
+    None,
+    check_block_size,
+    f"int8 state only: elements per block of codes sharing one float32 scale, one of "
+    f"{list(BLOCK_SIZES)}; None: 256. Smaller blocks follow the values more closely and "
+    "store more scales (4 bytes per block per state).",
+    keyword_only=True,
+    decides_state=True,
+    in_torch=False,
+)
+# how the state is stored: every algorithm whose state is moving averages takes both
+STORAGE = (STATE_DTYPE, BLOCK_SIZE)
 L2_WEIGHT_DECAY = HyperParameter(
     "weight_decay",
     0.0,

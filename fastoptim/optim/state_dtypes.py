@@ -25,6 +25,10 @@ STATE_DTYPES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "int8": (("float32",), "int8"),  # int8 codes for signed states, uint8 for unsigned ones
 }
 ROUNDING_SEED = 0  # the seed of the stochastic rounding's random bits (see step_keys)
+# int8 state's block sizes (``block_size=``): powers of two that divide the clipping
+# norm's blocks of 8192, so that a shard's cuts fall on both
+BLOCK_SIZES = tuple(2**k for k in range(6, 14))
+STORAGE_OPTIONS = ("state_dtype", "block_size")  # the options that decide how state is stored
 
 
 def check_state_dtype_name(value: Any, name: str) -> str | None:
@@ -37,6 +41,32 @@ def check_state_dtype_name(value: Any, name: str) -> str | None:
             f"got {value!r}"
         )
     return value
+
+
+def check_block_size(value: Any, name: str) -> int | None:
+    """None (256 for int8 state) or one of ``BLOCK_SIZES``."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value not in BLOCK_SIZES
+    ):
+        raise ValueError(
+            f"{name} must be a power of two from {BLOCK_SIZES[0]} to {BLOCK_SIZES[-1]} "
+            f"(elements per int8 block; None: 256); got {value!r}"
+        )
+    return int(value)
+
+
+def check_block_size_applies(block_size: int | None, state_dtype: str, algorithm: str) -> None:
+    """Raise unless ``block_size`` is None or the state is int8 (the only blockwise one)."""
+    if block_size is not None and state_dtype != "int8":
+        raise ValueError(
+            f"{algorithm}: block_size={block_size!r} applies to state_dtype='int8' only (its "
+            f"blocks of codes); this optimizer's state_dtype is {state_dtype!r}: leave "
+            "block_size out or use state_dtype='int8'"
+        )
 
 
 def resolved_state_dtype(value: str | None, param_dtype: np.dtype, algorithm: str) -> str:

@@ -17,6 +17,7 @@ import torch
 from fastoptim.flat import FlatParams
 from fastoptim.optim import Optimizer
 from fastoptim.optim.nonfinite import NonFiniteGuard
+from fastoptim.optim.state_dtypes import STORAGE_OPTIONS
 from fastoptim.torch import stored_state
 from fastoptim.torch.buckets import Bucket, build_buckets, check_parameters
 from fastoptim.torch.compatibility import check_torch_version
@@ -36,7 +37,8 @@ class FlatOptimizer:
     the step is skipped with a warning (torch.optim would write the NaN into the weights).
     ``state_dtype`` (keyword-only; a param group may set its own) stores the state in
     fewer bits, as in the numpy API: ``'bfloat16'`` state tensors are torch.bfloat16,
-    ``'int8'`` ones int8/uint8 codes beside ``<key>_scales`` (stored_state.py).
+    ``'int8'`` ones int8/uint8 codes beside ``<key>_scales`` (stored_state.py), in blocks
+    of ``block_size`` (keyword-only or per group too; None: 256).
     """
 
     # set by each class: which fastoptim optimizer updates a param group
@@ -54,17 +56,21 @@ class FlatOptimizer:
         nonfinite: str = "skip",
         max_consecutive_skips: int | None = 10,
         state_dtype: str | None = None,
+        block_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         check_torch_version()
         guard = NonFiniteGuard(nonfinite, max_consecutive_skips)  # checked before torch's init
         super().__init__(params, *args, **kwargs)  # type: ignore[call-arg]
         self.nonfinite = guard
-        if state_dtype is not None:  # by default the groups stay as torch's own
-            self.defaults["state_dtype"] = state_dtype  # groups added later take it
+        storage = {"state_dtype": state_dtype, "block_size": block_size}
+        for key, value in storage.items():
+            if value is None:  # by default the groups stay as torch's own
+                continue
+            self.defaults[key] = value  # groups added later take it
             for group in self.param_groups:
-                if group.get("state_dtype") is None:
-                    group["state_dtype"] = state_dtype
+                if group.get(key) is None:
+                    group[key] = value
         for group in self.param_groups:
             _check_torch_options(group)
         check_parameters(self.param_groups)
@@ -501,10 +507,10 @@ def _group_options(group: dict, core_class: type[Optimizer]) -> dict[str, Any]:
 
 
 def _with_state_dtype_of(own: dict, saved: dict) -> dict:
-    """A saved param group with this optimizer's group's state dtype (or none, as torch's)."""
-    group = {key: value for key, value in saved.items() if key != "state_dtype"}
-    if "state_dtype" in own:
-        group["state_dtype"] = own["state_dtype"]
+    """A saved param group with this optimizer's group's state dtype and block size (or
+    none, as torch's)."""
+    group = {key: value for key, value in saved.items() if key not in STORAGE_OPTIONS}
+    group.update({key: own[key] for key in STORAGE_OPTIONS if key in own})
     return group
 
 

@@ -73,11 +73,15 @@ def converted(core: Optimizer, name: str, state_keys: tuple[str, ...], saved: di
         value = saved[key]
         if key + SCALES in saved:  # int8 codes
             unsigned = value.dtype == torch.uint8
-            values = blockwise.layer_values(value.numpy(), saved[key + SCALES].numpy(), unsigned)
+            codes, scales = value.numpy(), saved[key + SCALES].numpy()
+            block = blockwise.saved_block(codes.size, scales.size)
+            values = blockwise.layer_values(codes, scales, unsigned, block)
         else:
             values = value.detach().to(torch.float32).numpy()
         if core.int8 is not None and name in core.int8.quantized:
-            codes, scales = blockwise.layer_codes(values, key in core.int8.unsigned)
+            codes, scales = blockwise.layer_codes(
+                values, key in core.int8.unsigned, core.int8.block
+            )
             result[key], result[key + SCALES] = torch.from_numpy(codes), torch.from_numpy(scales)
         elif core.state_dtype == "bfloat16":
             result[key] = as_tensor(state_dtypes.stored_values(values, "bfloat16"))
@@ -102,4 +106,11 @@ def mismatch(core: Optimizer, name: str, state_keys: tuple[str, ...], saved: Any
                 f"its {key!r} is {value.dtype}, but this optimizer keeps "
                 f"state_dtype={core.state_dtype!r} ({expected_dtype(core, name, key)})"
             )
+        if key.endswith(SCALES) and core.int8 is not None:
+            span = core.int8.block_span[name]
+            if value.numel() != span.stop - span.start:
+                return (
+                    f"its {key!r} holds {value.numel()} block scales, but this optimizer "
+                    f"keeps int8 blocks of {core.int8.block} ({span.stop - span.start} scales)"
+                )
     return None
