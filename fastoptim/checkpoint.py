@@ -120,7 +120,9 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     }
     if int8_parts:
         saved = state_dict["hyperparameters"]
-        block = (saved.get("block_size") if isinstance(saved, dict) else None) or blockwise.BLOCK
+        block = blockwise.block_elements(
+            saved.get("block_size") if isinstance(saved, dict) else None
+        )
         quantized = blockwise.quantized_layers(saved_layout)
         spans = blockwise.block_spans(saved_layout, quantized, block)
         small = blockwise.small_layout(saved_layout, quantized)

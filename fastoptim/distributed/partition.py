@@ -36,9 +36,10 @@ def buffer_cuts(
     ``[c[r], c[r + 1])`` of the buffers of kind ``c = buffer_cuts(...)[kind]``:
 
     - ``'element'``: the parameters and the state laid out like them (``cuts`` itself);
-    - ``'scales'`` (int8 state only: ``quantized`` not None): int8 state's block scales of the ``quantized`` layers, in layout order
-      (a cut falls on a block boundary: the norm's blocks are multiples of ``block``);
-    - ``'small'``: the float32 state of the layers int8 does not quantize, in layout order
+    - ``'scales'`` (int8 state only: ``quantized`` not None): the block scales of the
+      ``quantized`` layers, in layout order (a cut falls on a block boundary: the norm's
+      blocks are multiples of ``block``);
+    - ``'small'`` (int8 state only): the float32 state of the layers int8 does not quantize, in layout order
       (no cut falls inside one: they are smaller than one norm block).
     """
     found: dict[str, list[int]] = {"element": list(cuts)}

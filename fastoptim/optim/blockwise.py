@@ -30,6 +30,11 @@ def quantizes(size: int) -> bool:
     return size >= SMALLEST_QUANTIZED
 
 
+def block_elements(block_size: int | None) -> int:
+    """The elements per block of a ``block_size`` setting (None: ``BLOCK``)."""
+    return block_size or BLOCK
+
+
 def n_blocks(size: int, block: int = BLOCK) -> int:
     """The number of blocks of a quantized layer of ``size`` elements."""
     return -(-size // block)

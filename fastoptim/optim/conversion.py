@@ -40,8 +40,8 @@ def convert_state_dtype(
     source = hyperparameters.get("state_dtype") or param_dtype.name
     resolved_state_dtype(state_dtype, param_dtype, algorithm)
     check_block_size_applies(block_size, state_dtype, algorithm)
-    source_block = hyperparameters.get("block_size") or blockwise.BLOCK
-    block = block_size or blockwise.BLOCK
+    source_block = blockwise.block_elements(hyperparameters.get("block_size"))
+    block = blockwise.block_elements(block_size)
     unsigned = _unsigned_states(algorithm, hyperparameters)
     source_scales = state_dict.get("scales", {}) if source == "int8" else {}
     state: dict[str, dict[str, np.ndarray]] = {}

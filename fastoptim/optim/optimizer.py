@@ -161,7 +161,7 @@ class Optimizer:
         if self.storage != "int8":
             raise ValueError(f"only int8 state quantizes layers; this one is {self.state_dtype}")
         order = self._state_order
-        block = self.settings.block_size or blockwise.BLOCK
+        block = blockwise.block_elements(self.settings.block_size)
         self.int8 = Int8Storage(
             self.layout, self.state_names, order, self.kernel.unsigned, block, quantized=names
         )
@@ -688,9 +688,12 @@ class Optimizer:
             )
         saved_block = saved_hyperparameters.get("block_size")
         if saved_block != getattr(self.settings, "block_size", None):
+            theirs, ours = (
+                blockwise.block_elements(b) for b in (saved_block, self.settings.block_size)
+            )
             raise ValueError(
-                f"state_dict holds int8 state in blocks of {saved_block or blockwise.BLOCK} but "
-                f"this optimizer's block_size is {self.settings.block_size or blockwise.BLOCK}; "
+                f"state_dict holds int8 state in blocks of {theirs} but this optimizer's "
+                f"block_size is {ours}; "
                 f"convert it explicitly: opt.load_state_dict(fastoptim.convert_state_dtype("
                 f"state_dict, 'int8', block_size={self.settings.block_size}))"
             )
