@@ -23,15 +23,20 @@ from fastoptim.compat import (
 from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.optim import (
     SGD,
+    Adadelta,
     Adagrad,
     Adam,
+    Adamax,
     AdamW,
     Group,
     Lion,
     Momentum,
+    NAdam,
     NonFiniteGradientError,
     Optimizer,
+    RAdam,
     RMSprop,
+    Rprop,
 )
 from fastoptim.optim.conversion import convert_state_dtype
 from fastoptim.threads import get_num_threads, num_threads, set_num_threads
@@ -51,18 +56,23 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "CheckpointError",
     "FlatParams",
     "Group",
     "Layout",
     "Lion",
     "Momentum",
+    "NAdam",
     "NonFiniteGradientError",
     "Optimizer",
+    "RAdam",
     "RMSprop",
+    "Rprop",
     "convert_state_dtype",
     "flatten",
     "get_num_threads",

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import doctest
 
+import importlib
+import inspect
+
 import pytest
 
-import fastoptim.optim.adam
-import fastoptim.optim.momentum
+import fastoptim
 
-
-@pytest.mark.parametrize(
-    "module", [fastoptim.optim.adam, fastoptim.optim.momentum], ids=lambda m: m.__name__
+# the module of every optimizer class fastoptim exports
+MODULES = sorted(
+    {
+        obj.__module__
+        for obj in vars(fastoptim).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, fastoptim.Optimizer)
+        and obj is not fastoptim.Optimizer
+    }
 )
+assert len(MODULES) >= 11, MODULES  # Adam and AdamW share one
+
+
+@pytest.mark.parametrize("module", [importlib.import_module(name) for name in MODULES], ids=str)
 def test_docstring_examples(module):
     failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted > 0 and failures == 0

@@ -178,11 +178,21 @@ def saved_and_loaded(state_dict: dict) -> dict:
     return torch.load(buffer, weights_only=True)
 
 
+# state whose dtype differs from torch's on purpose (the README's table of differences):
+# NAdam's mu_product is always float32 here; torch's load_state_dict casts its own to the
+# parameters' dtype (the self round trip above does that on torch's side)
+DTYPE_DIFFERS = {"mu_product"}
+
+
 def format_of(state_dict: dict) -> dict:
     """The state_dict's structure: state keys, dtypes and shapes; param group keys."""
+
+    def dtype(key, value):
+        return None if key in DTYPE_DIFFERS else getattr(value, "dtype", None)
+
     return {
         "state": {
-            index: {key: (type(v).__name__, getattr(v, "dtype", None), tuple(getattr(v, "shape", ())))
+            index: {key: (type(v).__name__, dtype(key, v), tuple(getattr(v, "shape", ())))
                     for key, v in entry.items()}
             for index, entry in state_dict["state"].items()
         },

@@ -30,17 +30,41 @@ class AdamScalars(NamedTuple):
 
 
 @numba.njit(inline="always")
-def adam_moments(p, g, m, v, sign, weight_decay, decay, beta1, omb1, beta2, omb2):
-    """One element's gradient, decayed parameter and new moments.
+def decayed_grad(p, g, sign, weight_decay, decay):
+    """One element's gradient and decayed parameter, as Adam and its variants take them.
 
-    ``g = sign * g (+ weight_decay * p)``: maximize flips the sign, Adam's L2 decay joins
-    the gradient. ``p = decay * p``: AdamW's decoupled decay (``1 - lr * weight_decay``).
-    Options that are off cost no arithmetic, so the course Adam keeps its exact numbers.
+    ``g = sign * g (+ weight_decay * p)``: maximize flips the sign, L2 decay joins the
+    gradient. ``p = decay * p``: decoupled decay (``1 - lr * weight_decay``). Options that
+    are off cost no arithmetic, so the course Adam keeps its exact numbers.
     """
     g = effective_grad(g, p, sign, weight_decay)
     if decay != 1.0:
         p = p * decay
-    return p, beta1 * m + omb1 * g, beta2 * v + omb2 * (g * g)
+    return p, g
+
+
+@numba.njit(inline="always")
+def moments(g, m, v, beta1, omb1, beta2, omb2):
+    """The new first and second moments of one element."""
+    return beta1 * m + omb1 * g, beta2 * v + omb2 * (g * g)
+
+
+@numba.njit(inline="always")
+def adam_moments(p, g, m, v, sign, weight_decay, decay, beta1, omb1, beta2, omb2):
+    """One element's decayed parameter and new moments (see ``decayed_grad``)."""
+    p, g = decayed_grad(p, g, sign, weight_decay, decay)
+    m, v = moments(g, m, v, beta1, omb1, beta2, omb2)
+    return p, m, v
+
+
+@numba.njit(inline="always")
+def bounded(m, limit, m_bound):
+    """``m`` clamped to ``[-limit, limit]`` (int8 state: ``limit = m_bound * root``, the
+    largest first moment exact moments allow); elsewhere ``m_bound`` is the literal inf
+    and the clamp compiles away."""
+    if m_bound != np.inf:
+        m = min(max(m, -limit), limit)
+    return m
 
 
 @numba.njit(inline="always")
@@ -48,11 +72,8 @@ def adam_step(p, m, root, step_size, inv_bias_correction2_sqrt, eps, m_bound):
     """``p - lr m_hat / (sqrt(v_hat) + eps)`` with ``root = sqrt(v)``. With int8 state,
     ``m`` is first clamped to ``m_bound * root``: exact moments never exceed that (so the
     clamp changes no step of theirs), while a second moment that quantized to 0 under a
-    nonzero first moment would otherwise give a step of ``lr m_hat / eps``. Elsewhere
-    ``m_bound`` is the literal inf and the clamp compiles away."""
-    if m_bound != np.inf:
-        limit = m_bound * root
-        m = min(max(m, -limit), limit)
+    nonzero first moment would otherwise give a step of ``lr m_hat / eps``."""
+    m = bounded(m, m_bound * root, m_bound)
     return p - step_size * (m / (root * inv_bias_correction2_sqrt + eps))
 
 

@@ -50,13 +50,48 @@ def check_beta(value: Any, name: str, label: str = "beta value") -> float:
     return float(value)
 
 
+def check_fraction(value: Any, name: str, label: str) -> float:
+    """A number in [0, 1] (Adadelta's rho), as a float."""
+    if not (_real(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"Invalid {label}: {value!r} ({name} must be in [0, 1])")
+    return float(value)
+
+
+def _pair(value: Any, name: str, example: str) -> tuple[Any, Any]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"Invalid {name}: {value!r} (pass a pair such as {example})")
+    return value[0], value[1]
+
+
 def check_betas(value: Any, name: str = "betas") -> tuple[float, float]:
     """A pair ``(beta1, beta2)``, each in [0, 1)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"Invalid {name}: {value!r} (pass a pair such as (0.9, 0.999))")
+    value = _pair(value, name, "(0.9, 0.999)")
     return tuple(  # type: ignore[return-value]
         check_beta(b, f"{name}[{i}]", f"beta parameter at index {i}") for i, b in enumerate(value)
     )
+
+
+def check_etas(value: Any, name: str = "etas") -> tuple[float, float]:
+    """Rprop's ``(etaminus, etaplus)`` with ``0 < etaminus < 1 < etaplus``."""
+    minus, plus = _pair(value, name, "(0.5, 1.2)")
+    if not (_real(minus) and _real(plus) and 0.0 < minus < 1.0 < plus < math.inf):
+        raise ValueError(
+            f"Invalid eta values: {minus!r}, {plus!r} ({name} must be (etaminus, etaplus) "
+            "with 0 < etaminus < 1 < etaplus)"
+        )
+    return float(minus), float(plus)
+
+
+def check_step_sizes(value: Any, name: str = "step_sizes") -> tuple[float, float]:
+    """Rprop's ``(step_size_min, step_size_max)`` with ``0 <= min <= max`` (max may be
+    inf)."""
+    low, high = _pair(value, name, "(1e-6, 50)")
+    if not (_real(low) and _real(high) and 0.0 <= low <= high and low < math.inf):
+        raise ValueError(
+            f"Invalid step sizes: {low!r}, {high!r} ({name} must be (min, max) with "
+            "0 <= min <= max)"
+        )
+    return float(low), float(high)
 
 
 def check_epsilon(value: Any, name: str = "eps") -> float:

@@ -15,6 +15,8 @@ backward accumulates into while ``zero_grad(set_to_none=False)`` keeps them ther
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 try:
     import torch
 except ImportError as error:  # pragma: no cover - the message is the point
@@ -23,6 +25,7 @@ except ImportError as error:  # pragma: no cover - the message is the point
     ) from error
 
 import fastoptim
+from fastoptim.optim.nadam import mu_product
 from fastoptim.torch.buckets import Bucket
 from fastoptim.torch.declared import torch_class_for
 from fastoptim.torch.optimizer import FlatOptimizer
@@ -72,6 +75,48 @@ class Adagrad(FlatOptimizer, torch.optim.Adagrad):
     core_class = staticmethod(lambda group: fastoptim.Adagrad)
 
 
+class NAdam(FlatOptimizer, torch.optim.NAdam):
+    """``torch.optim.NAdam`` on flat buffers; :class:`fastoptim.NAdam` computes the update.
+    ``state[p]['mu_product']`` is computed from the step count (float32, as torch's)."""
+
+    core_class = staticmethod(lambda group: fastoptim.NAdam)
+    step_functions = MappingProxyType(
+        {
+            "mu_product": lambda core, step: mu_product(
+                core.settings.betas[0], core.settings.momentum_decay, step
+            )
+        }
+    )
+
+
+class RAdam(FlatOptimizer, torch.optim.RAdam):
+    """``torch.optim.RAdam`` on flat buffers; :class:`fastoptim.RAdam` computes the update."""
+
+    core_class = staticmethod(lambda group: fastoptim.RAdam)
+
+
+class Adamax(FlatOptimizer, torch.optim.Adamax):
+    """``torch.optim.Adamax`` on flat buffers; :class:`fastoptim.Adamax` computes the
+    update."""
+
+    core_class = staticmethod(lambda group: fastoptim.Adamax)
+
+
+class Adadelta(FlatOptimizer, torch.optim.Adadelta):
+    """``torch.optim.Adadelta`` on flat buffers; :class:`fastoptim.Adadelta` computes the
+    update."""
+
+    core_class = staticmethod(lambda group: fastoptim.Adadelta)
+
+
+class Rprop(FlatOptimizer, torch.optim.Rprop):
+    """``torch.optim.Rprop`` on flat buffers; :class:`fastoptim.Rprop` computes the update
+    (``state[p]['prev']`` and ``['step_size']``; the step sizes start at the group's lr on a
+    parameter's first step, as torch's)."""
+
+    core_class = staticmethod(lambda group: fastoptim.Rprop)
+
+
 Lion = torch_class_for(
     fastoptim.Lion,
     """Lion (torch.optim has none) as a ``torch.optim.Optimizer`` on flat buffers, with
@@ -79,4 +124,17 @@ Lion = torch_class_for(
     :class:`fastoptim.Lion` computes the update.""",
 )
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "FlatOptimizer", "Lion", "RMSprop"]
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "FlatOptimizer",
+    "Lion",
+    "NAdam",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
+]

@@ -44,6 +44,10 @@ class Bucket:
     data_pointers: list[int]  # where each parameter's data is when it is in the buffer
     steps: np.ndarray  # float32 per parameter, as torch's state['step'] tensors view it
     step_views: list[torch.Tensor] = field(default_factory=list)
+    # torch state values that are functions of the step count (NAdam's mu_product): float32
+    # per parameter by key, and their 0-d views
+    step_values: dict[str, np.ndarray] = field(default_factory=dict)
+    step_value_views: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # the group's settings the core has now
     exposed: bool = False  # every parameter has its torch state (views) in place
     # each parameter's torch state as the optimizer put it in ``state`` (None: none yet)
@@ -57,6 +61,15 @@ class Bucket:
         else:
             self.steps[indices] += 1
             self.recount_uniform()
+
+    def keep_step_values(self, key: str) -> None:
+        """Hold a float32 value of ``key`` per parameter, with 0-d views (see
+        ``step_values``)."""
+        values = np.ones(len(self.params), dtype=np.float32)
+        self.step_values[key] = values
+        self.step_value_views[key] = [
+            torch.from_numpy(values[i : i + 1]).view(()) for i in range(len(self.params))
+        ]
 
     def recount_uniform(self) -> None:
         """Set ``uniform`` from the step counts (after they changed other than all alike)."""

@@ -8,7 +8,8 @@ fastoptim kernel call per bucket on zero-copy numpy views.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,6 +28,9 @@ from fastoptim.torch.state_table import ExposedState, StateTable
 IMPLEMENTATION_OPTIONS = ("foreach", "fused")
 # torch options fastoptim cannot honour: refused when set
 UNSUPPORTED_OPTIONS = ("capturable", "differentiable")
+# how far a saved step function's value (NAdam's mu_product, in (0, 1]) may be from the one
+# its step count gives
+STEP_VALUE_TOLERANCE = 1e-6
 
 
 class FlatOptimizer:
@@ -44,6 +48,9 @@ class FlatOptimizer:
     # set by each class: which fastoptim optimizer updates a param group
     core_class: Callable[[dict], type[Optimizer]]
     has_step_state = True  # torch keeps state['step'] (SGD does not)
+    # torch state values that are functions of a parameter's step count (NAdam's
+    # mu_product): key -> f(core optimizer, step), kept as float32 0-d tensors
+    step_functions: Mapping[str, Callable[[Optimizer, int], float]] = MappingProxyType({})
 
     param_groups: list[dict[str, Any]]
     defaults: dict[str, Any]
@@ -86,6 +93,8 @@ class FlatOptimizer:
         self._buckets = build_buckets(self.param_groups, self._make_core)
         self.state = self._table = StateTable()
         for bucket in self._buckets:
+            for key in self.step_functions:
+                bucket.keep_step_values(key)
             for index, param in enumerate(bucket.params):
                 saved = initial_state.get(param)
                 name, keys = bucket.names[index], self._state_keys(bucket)
@@ -215,6 +224,7 @@ class FlatOptimizer:
         core, t = bucket.core, int(bucket.steps[0]) + 1
         core.apply(core.plan(bucket.grads), t, core.learning_rates(t), grad_scale)
         bucket.count_steps()
+        self._update_step_values(bucket, range(len(bucket.params)))
         if not bucket.exposed:
             for index in range(len(bucket.params)):
                 self._expose(bucket, index)
@@ -228,6 +238,14 @@ class FlatOptimizer:
             bucket.core.update_layer(name, bucket.grads[name].reshape(-1), t, grad_scale)
             self._expose(bucket, index)
         bucket.count_steps(active)
+        self._update_step_values(bucket, active)
+
+    def _update_step_values(self, bucket: Bucket, indices: Iterable[int]) -> None:
+        """The step functions' values at the parameters' step counts now."""
+        for key, function in self.step_functions.items():
+            values = bucket.step_values[key]
+            for index in indices:
+                values[index] = function(bucket.core, int(bucket.steps[index]))
 
     def _skip(self, plans: list[Plan]) -> None:
         """GradScaler found an inf: nothing is updated. As torch's fused step, every
@@ -256,6 +274,8 @@ class FlatOptimizer:
         values: dict[str, torch.Tensor] = {}
         if self.has_step_state:
             values["step"] = bucket.step_views[index]
+        for key in self.step_functions:
+            values[key] = bucket.step_value_views[key][index]
         for key in stored_state.keys(bucket.core, name, self._state_keys(bucket)):
             values[key] = stored_state.as_tensor(stored_state.buffer_view(bucket.core, name, key))
         return values
@@ -278,6 +298,7 @@ class FlatOptimizer:
             bucket.steps[index] = 0.0
         else:  # SGD counts no steps: a saved momentum buffer means its first step is behind it
             bucket.steps[index] = saved["step"] if self.has_step_state else 1.0
+        self._update_step_values(bucket, [index])
         previous = bucket.exposed_states[index]
         in_place = saved is not None and self._table.get(bucket.params[index]) is previous
         if previous is not None and in_place:
@@ -413,7 +434,7 @@ class FlatOptimizer:
         param, label = bucket.params[index], f"state of {bucket.names[index]!r}"
         core, name = bucket.core, bucket.names[index]
         stored_keys = stored_state.keys(core, name, self._state_keys(bucket))
-        keys = stored_keys + (("step",) if self.has_step_state else ())
+        keys = stored_keys + (("step",) if self.has_step_state else ()) + tuple(self.step_functions)
         missing = [key for key in keys if key not in saved]
         if missing:
             raise KeyError(f"{label} lacks {missing}; it was saved by another algorithm or options")
@@ -449,6 +470,18 @@ class FlatOptimizer:
             if not (step >= 0 and step == int(step)):
                 raise ValueError(f"{label}['step'] is {step}; expected a whole number >= 0")
             checked["step"] = step
+        for key, function in self.step_functions.items():
+            expected = function(core, int(checked["step"]))
+            # torch's own value drifts from the float32 product once a load has cast it to
+            # float64 (about 1e-8); another setting during training moves it far more
+            if not abs(float(saved[key]) - expected) <= STEP_VALUE_TOLERANCE:
+                raise ValueError(
+                    f"{label}[{key!r}] is {float(saved[key])!r}, not {expected!r}, its value "
+                    f"at step {int(checked['step'])} for this param group's settings: "
+                    f"fastoptim.torch computes {key} from the step count (it differs when a "
+                    "setting it depends on was changed during training); load it into "
+                    f"torch.optim.{type(self).__name__} instead"
+                )
         return checked
 
 
