@@ -20,10 +20,15 @@ from fastoptim.kernels.lion import lion_update
 from fastoptim.reference import (
     clipping,
     lion,
+    torch_adadelta,
     torch_adagrad,
     torch_adam,
+    torch_adamax,
     torch_common,
+    torch_nadam,
+    torch_radam,
     torch_rmsprop,
+    torch_rprop,
     torch_sgd,
 )
 
@@ -95,6 +100,34 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
             "applies to state_dtype='int8' only",
         ),
     ),
+    "momentum_decay": (
+        ErrorInput(
+            "momentum_decay < 0", {"momentum_decay": -0.1}, ValueError, "Invalid momentum_decay"
+        ),
+    ),
+    "decoupled_weight_decay": (
+        ErrorInput(
+            "decoupled_weight_decay 1",
+            {"decoupled_weight_decay": 1},
+            TypeError,
+            "decoupled_weight_decay must be True or False",
+        ),
+    ),
+    "rho": (
+        ErrorInput("rho > 1", {"rho": 1.5}, ValueError, "Invalid rho value: 1.5"),
+        ErrorInput("rho < 0", {"rho": -0.1}, ValueError, "Invalid rho value"),
+    ),
+    "etas": (
+        ErrorInput(
+            "etaminus >= 1", {"etas": (1.0, 1.2)}, ValueError, "Invalid eta values: 1.0, 1.2"
+        ),
+        ErrorInput("etaplus <= 1", {"etas": (0.5, 1.0)}, ValueError, "Invalid eta values"),
+        ErrorInput("one eta", {"etas": (0.5,)}, ValueError, "Invalid etas"),
+    ),
+    "step_sizes": (
+        ErrorInput("min > max", {"step_sizes": (1.0, 0.5)}, ValueError, "Invalid step sizes"),
+        ErrorInput("min < 0", {"step_sizes": (-1.0, 0.5)}, ValueError, "Invalid step sizes"),
+    ),
     "max_grad_norm": (
         ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
     ),
@@ -149,6 +182,14 @@ class Algorithm:
         declared = [hp.name for hp in self.optimizer_class.declaration.every_hyperparameter]
         inputs = [case for name in declared for case in ERROR_INPUTS.get(name, ())]
         return (*inputs, *self.own_error_inputs)
+
+    @property
+    def stores_state_dtype(self) -> bool:
+        """Its class takes ``state_dtype`` (its state is moving averages)."""
+        if self.make_optimizer is None or not self.state_names:
+            return False
+        probe = self.make_optimizer({"w": np.zeros(1)}, self.hyperparameter_sets[0])
+        return "state_dtype" in {hp.name for hp in probe.declaration.hyperparameters}
 
     def oracle_update(self, parameters, grads, states, t, hp) -> None:
         if self.reference_update is not None:
@@ -482,7 +523,119 @@ LION = Algorithm(
     reference_init=lambda p, hp: torch_common.initialize_state(p, 1),
     optimizer_class=fastoptim.Lion,
 )
-ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED, LION)
+
+
+def _torch_only(
+    name: str,
+    optimizer_class: type,
+    reference_update: Callable,
+    state_names: tuple[str, ...],
+    state_grad_powers: tuple[int, ...],
+    hyperparameter_sets: tuple[dict[str, Any], ...],
+) -> Algorithm:
+    """An algorithm torch.optim has and the course has not: the class against its
+    plain-numpy reference of torch's update."""
+    return Algorithm(
+        name=name,
+        course_update=None,
+        course_init=None,
+        make_optimizer=lambda params, hp: optimizer_class(params, **hp),
+        state_names=state_names,
+        state_grad_powers=state_grad_powers,
+        hyperparameter_sets=hyperparameter_sets,
+        bit_identical_float64=False,
+        kernel=optimizer_class.declaration.kernel(None),
+        reference_update=_clipped(lambda p, g, s, t, hp: reference_update(p, g, s, t, **hp)),
+        reference_init=lambda p, hp: torch_common.initialize_state(p, len(state_names)),
+        optimizer_class=optimizer_class,
+    )
+
+
+ADAM_VARIANT_SETS = (
+    {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "maximize": False},
+    {
+        "lr": 0.003,
+        "betas": (0.8, 0.99),
+        "eps": 1e-6,
+        "weight_decay": 0.1,
+        "maximize": True,
+        "max_grad_norm": 1.0,
+    },
+    {"lr": 0.05, "betas": (0.0, 0.5), "eps": 1e-3, "weight_decay": 0.5, "maximize": False},
+)
+DECOUPLED = {"decoupled_weight_decay": True}
+TORCH_ONLY = (
+    _torch_only(
+        "nadam",
+        fastoptim.NAdam,
+        torch_nadam.update_parameters_with_torch_nadam,
+        ("exp_avg", "exp_avg_sq"),
+        (1, 2),
+        (
+            *(
+                {"momentum_decay": 4e-3, "decoupled_weight_decay": False, **hp}
+                for hp in ADAM_VARIANT_SETS[:2]
+            ),
+            {**ADAM_VARIANT_SETS[2], "momentum_decay": 0.05, **DECOUPLED},
+        ),
+    ),
+    _torch_only(
+        "radam",
+        fastoptim.RAdam,
+        torch_radam.update_parameters_with_torch_radam,
+        ("exp_avg", "exp_avg_sq"),
+        (1, 2),
+        (
+            *({"decoupled_weight_decay": False, **hp} for hp in ADAM_VARIANT_SETS[:2]),
+            {**ADAM_VARIANT_SETS[2], **DECOUPLED},
+        ),
+    ),
+    _torch_only(
+        "adamax",
+        fastoptim.Adamax,
+        torch_adamax.update_parameters_with_torch_adamax,
+        ("exp_avg", "exp_inf"),
+        (1, 1),
+        ADAM_VARIANT_SETS,
+    ),
+    _torch_only(
+        "adadelta",
+        fastoptim.Adadelta,
+        torch_adadelta.update_parameters_with_torch_adadelta,
+        ("square_avg", "acc_delta"),
+        (2, 2),
+        (
+            {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "maximize": False},
+            {
+                "lr": 0.5,
+                "rho": 0.5,
+                "eps": 1e-4,
+                "weight_decay": 0.1,
+                "maximize": True,
+                "max_grad_norm": 1.0,
+            },
+            {"lr": 0.1, "rho": 1.0, "eps": 1e-6, "weight_decay": 0.0, "maximize": False},
+        ),
+    ),
+    _torch_only(
+        "rprop",
+        fastoptim.Rprop,
+        torch_rprop.update_parameters_with_torch_rprop,
+        ("prev", "step_size"),
+        (1, 0),
+        (
+            {"lr": 0.01, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0), "maximize": False},
+            {
+                "lr": 0.1,
+                "etas": (0.3, 1.5),
+                "step_sizes": (1e-3, 0.2),
+                "maximize": True,
+                "max_grad_norm": 1.0,
+            },
+        ),
+    ),
+)
+ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED, LION) + TORCH_ONLY
 COURSE_ALGORITHMS = tuple(a for a in ALGORITHMS if a.course_update is not None)
 ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}
 

@@ -23,11 +23,7 @@ from fastoptim.optim.adam import BOUND_SLACK, moment_ratio_bound
 # two quantized layers (one ending in a short block) and small ones, incl. a 0-d layer
 SHAPES = {"W1": (41, 290), "b1": (41, 1), "scale": (), "W2": (3, 1367), "b2": (3,)}
 # centered RMSprop refuses int8 state (see its test)
-STATEFUL = [
-    a
-    for a in ALGORITHMS
-    if a.make_optimizer is not None and a.state_names and "grad_avg" not in a.state_names
-]
+STATEFUL = [a for a in ALGORITHMS if a.stores_state_dtype and "grad_avg" not in a.state_names]
 
 
 def _params(seed: int, shapes=SHAPES) -> dict[str, np.ndarray]:
@@ -51,18 +47,39 @@ def _pair(algorithm, hp, shapes=SHAPES, block_size=None):
     return float_opt, _twin(float_opt, _params(0, shapes), "int8", block_size=block_size)
 
 
+def _largest_clamped_step(record, bound: float) -> float:
+    """The largest step the int8 clamp allows, from the step's scalar record: lr R_t for
+    Adam; NAdam adds its gradient term (|g| <= sqrt(v / (1 - beta2)) as v holds
+    (1 - beta2) g**2); Adamax's step is clr |m| / u."""
+    kind = type(record).__name__
+    if kind == "AdamScalars":
+        return record.step_size * bound / record.inv_bias_correction2_sqrt
+    if kind == "NAdamScalars":
+        gradient_term = record.grad_coefficient / math.sqrt(record.omb2)
+        return (gradient_term + record.avg_coefficient * bound) / record.inv_bias_correction2_sqrt
+    if kind == "RAdamScalars":
+        return record.step_size * bound
+    if kind == "AdamaxScalars":
+        return record.clr * bound
+    raise AssertionError(f"no step bound known for {kind}")
+
+
 def _clamped(opt, float_opt, t) -> tuple[np.ndarray, float]:
-    """Where Adam's int8 clamp bites at step ``t`` (|m| > m_bound sqrt(v) for the new
-    moments: the float32 twin's, from the decoded ones) as a flat mask, and the largest
-    step it allows, lr R_t; nowhere for other algorithms."""
+    """Where the int8 clamp bites at step ``t`` (|m| > m_bound times the denominator's
+    state, sqrt(v) or Adamax's u, for the new states: the float32 twin's, from the decoded
+    ones) as a flat mask, and the largest step it allows; nowhere for other algorithms
+    (and for RAdam's unrectified steps, which do not divide)."""
     record = opt.scalar_table(t, opt.learning_rates(t))[0]
     bound = getattr(record, "m_bound", math.inf)
-    if bound == math.inf:
+    if bound == math.inf or getattr(record, "rectified", 1.0) == 0.0:
         return np.zeros(opt.layout.size, bool), math.inf
-    v = float_opt.state["max_exp_avg_sq" if "max_exp_avg_sq" in opt.state else "exp_avg_sq"]
-    limit = np.float32(bound) * np.sqrt(v.buffer)
-    largest_step = record.step_size * bound / record.inv_bias_correction2_sqrt
-    return np.abs(float_opt.state["exp_avg"].buffer) > limit, largest_step
+    if "exp_inf" in opt.state:
+        limit = np.float32(bound) * float_opt.state["exp_inf"].buffer
+    else:
+        v = float_opt.state["max_exp_avg_sq" if "max_exp_avg_sq" in opt.state else "exp_avg_sq"]
+        limit = np.float32(bound) * np.sqrt(v.buffer)
+    mask = np.abs(float_opt.state["exp_avg"].buffer) > limit
+    return mask, _largest_clamped_step(record, bound)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +112,7 @@ def test_an_int8_step_is_the_float32_step_of_the_decoded_state_quantized(
                 opt.params.buffer[~clamped], float_opt.params.buffer[~clamped]
             )
             if clamped.any():  # there the step is lr R_t at most (after AdamW's decay)
-                decay = opt.scalar_table(t, opt.learning_rates(t))[0].decay
+                decay = getattr(opt.scalar_table(t, opt.learning_rates(t))[0], "decay", 1.0)
                 moved = np.abs(opt.params.buffer - np.float32(decay) * before)[clamped]
                 assert moved.max() <= largest_step * (1 + 1e-5) + 1e-6 * np.abs(before).max()
             for name in opt.state_names:

@@ -166,7 +166,7 @@ def test_python_float_scalars_round_like_numpy_float32(algorithm):
     arrays = [rng.standard_normal(1001).astype(np.float32) for _ in range(2)]
     arrays += [np.abs(rng.standard_normal(1001)).astype(np.float32)] * algorithm.kernel.n_state
     arrays = [a.copy() for a in arrays]
-    values = [1 / 3, 0.1, 0.7, 1 / 7, 2 / 3, 0.9, 1e-8, 0.3, 0.6, 1 / 9, 1 / 11][
+    values = [1 / 3, 0.1, 0.7, 1 / 7, 2 / 3, 0.9, 1e-8, 0.3, 0.6, 1 / 9, 1 / 11, 1 / 13][
         : algorithm.kernel.n_scalars
     ]
     assert all(float(np.float32(v)) != v for v in values)  # each one is rounded

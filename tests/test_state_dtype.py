@@ -22,7 +22,7 @@ from fastoptim.optim import state_dtypes
 # costs seconds each)
 SHAPES = {"W1": (41, 290), "b1": (41, 1), "scale": (), "W2": (3, 1367), "b2": (3,)}
 BIG = {"W1": (41, 500), "b1": (41, 1), "W2": (3, 4099)}  # past the parallel threshold
-STATEFUL = [a for a in ALGORITHMS if a.make_optimizer is not None and a.state_names]
+STATEFUL = [a for a in ALGORITHMS if a.stores_state_dtype]
 TWO = min(2, numba.config.NUMBA_NUM_THREADS)
 
 

@@ -37,9 +37,9 @@ def nadam(
     p, g = decayed_grad(p, g, sign, weight_decay, decay)
     m, v = moments(g, exp_avg, exp_avg_sq, beta1, omb1, beta2, omb2)
     root = np.sqrt(v)
-    m = bounded(m, m_bound * root, m_bound)
+    average = bounded(m, m_bound * root, m_bound)  # the step's, not the stored one
     denominator = root * inv_bias_correction2_sqrt + eps
-    return p - (grad_coefficient * g + avg_coefficient * m) / denominator, m, v
+    return p - (grad_coefficient * g + avg_coefficient * average) / denominator, m, v
 
 
 nadam_update = ElementwiseUpdate(
