@@ -42,7 +42,8 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
     for row in rows:
         assert row["ms_per_step"] > 0
         assert row["speedup_over"][row["implementation"]] == pytest.approx(1.0)
-        n_state = {"adam": 2, "adamw": 2, "amsgrad": 3}.get(algorithm, 1)
+        two = {"adam", "adamw", "nadam", "radam", "adamax", "adadelta", "rprop"}
+        n_state = 3 if algorithm == "amsgrad" else 2 if algorithm in two else 1
         expected_bytes = (3 + 2 * n_state) * 8 * row["elements"]
         assert row["gb_per_s"] == pytest.approx(expected_bytes / (row["ms_per_step"] / 1e3) / 1e9)
         for other in rows:

@@ -75,6 +75,11 @@ ALGORITHMS = {
         ),
         BenchAlgorithm("adagrad", lambda p, **kw: fastoptim.Adagrad(p, lr=LR, **kw), "Adagrad"),
         BenchAlgorithm("rmsprop", lambda p, **kw: fastoptim.RMSprop(p, lr=LR, **kw), "RMSprop"),
+        BenchAlgorithm("nadam", lambda p, **kw: fastoptim.NAdam(p, lr=LR, **kw), "NAdam"),
+        BenchAlgorithm("radam", lambda p, **kw: fastoptim.RAdam(p, lr=LR, **kw), "RAdam"),
+        BenchAlgorithm("adamax", lambda p, **kw: fastoptim.Adamax(p, lr=LR, **kw), "Adamax"),
+        BenchAlgorithm("adadelta", lambda p, **kw: fastoptim.Adadelta(p, lr=LR, **kw), "Adadelta"),
+        BenchAlgorithm("rprop", lambda p, **kw: fastoptim.Rprop(p, lr=LR, **kw), "Rprop"),
         # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
         BenchAlgorithm(
             "lion",
