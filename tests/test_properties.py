@@ -107,6 +107,43 @@ for centered in (False, True):
                 "maximize": st.booleans(),
             }
         )
+ADAM_VARIANT = {
+    "lr": st.floats(0, 0.1),
+    "betas": st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.9999)),
+    "eps": st.floats(1e-8, 1e-2),
+    "weight_decay": st.floats(0, 1),
+    "maximize": st.booleans(),
+}
+HYPERPARAMETERS["nadam"] = st.fixed_dictionaries(
+    {
+        **ADAM_VARIANT,
+        "momentum_decay": st.floats(0, 0.1),
+        "decoupled_weight_decay": st.booleans(),
+    }
+)
+HYPERPARAMETERS["radam"] = st.fixed_dictionaries(
+    {**ADAM_VARIANT, "decoupled_weight_decay": st.booleans()}
+)
+HYPERPARAMETERS["adamax"] = st.fixed_dictionaries(ADAM_VARIANT)
+HYPERPARAMETERS["adadelta"] = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 1),
+        "rho": st.floats(0, 1),
+        "eps": st.floats(1e-8, 1e-2),
+        "weight_decay": st.floats(0, 1),
+        "maximize": st.booleans(),
+    }
+)
+HYPERPARAMETERS["rprop"] = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 0.1),
+        "etas": st.tuples(st.floats(0.1, 0.9), st.floats(1.1, 2.0)),
+        "step_sizes": st.tuples(st.floats(0, 1e-3), st.floats(1e-3, 50)),
+        "maximize": st.booleans(),
+    }
+)
+# these divide by a denominator that can be as small as eps, as Adagrad's (above)
+L2_DECAY_DIVIDED += ("nadam", "radam", "adamax", "adadelta")
 HYPERPARAMETERS["lion"] = st.fixed_dictionaries(
     {
         "lr": st.floats(0, 0.1),

@@ -25,6 +25,11 @@ STATE_KEYS = {
     "SGD": ("momentum_buffer",),
     "Adagrad": ("sum",),
     "RMSprop": ("square_avg", "grad_avg", "momentum_buffer"),
+    "NAdam": ("exp_avg", "exp_avg_sq"),
+    "RAdam": ("exp_avg", "exp_avg_sq"),
+    "Adamax": ("exp_avg", "exp_inf"),
+    "Adadelta": ("square_avg", "acc_delta"),
+    "Rprop": ("prev", "step_size"),
 }
 
 

@@ -25,6 +25,10 @@ CASES = [
     ("RMSprop", "RMSprop", {"lr": 1e-3, "momentum": 0.5}),
     ("Adagrad", "Adagrad", {"lr": 0.05}),
     ("Lion", "Lion", {"lr": 1e-3, "weight_decay": 0.1}),
+    ("NAdam", "NAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("RAdam", "RAdam", {"lr": 1e-2}),
+    ("Adamax", "Adamax", {"lr": 1e-2, "weight_decay": 0.1}),
+    ("Adadelta", "Adadelta", {"lr": 1.0}),
 ]
 
 
@@ -74,7 +78,7 @@ def test_the_torch_adapter_steps_as_the_numpy_api_with_low_precision_state(
         for i, p in enumerate(net.parameters()):
             np.testing.assert_array_equal(p.detach().numpy(), twin_params[f"p{i}"])
     state = optimizer.state_dict()["state"][0]  # the first weight: 8192 elements
-    key = next(k for k in state if k not in ("step",) and not k.endswith("_scales"))
+    key = next(k for k in state if k not in ("step", "mu_product") and not k.endswith("_scales"))
     expected = {"bfloat16": torch.bfloat16, "int8": (torch.int8, torch.uint8)}[state_dtype]
     assert state[key].dtype in (expected if isinstance(expected, tuple) else (expected,))
     if state_dtype == "int8":

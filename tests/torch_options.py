@@ -1,5 +1,6 @@
-"""Every option combination of torch.optim's Adam, AdamW, SGD, Adagrad and RMSprop that the
-parity tests run: ``CASES`` is a list of (class name, keyword arguments)."""
+"""Every option combination of torch.optim's Adam, AdamW, SGD, Adagrad and RMSprop, and the
+main ones of NAdam, RAdam, Adamax, Adadelta and Rprop, that the parity tests run: ``CASES``
+is a list of (class name, keyword arguments)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,41 @@ def rmsprop_options():
                "momentum": momentum, "centered": centered, "maximize": maximize}  # fmt: skip
 
 
+def adam_variant_options(decoupled: bool):
+    for weight_decay, decoupled_decay, maximize in itertools.product(
+        (0.0, 0.1), (False, True) if decoupled else (None,), (False, True)
+    ):
+        options = {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": weight_decay,
+                   "maximize": maximize}  # fmt: skip
+        if decoupled_decay is not None:
+            options["decoupled_weight_decay"] = decoupled_decay
+        yield options
+
+
+def adadelta_options():
+    for rho, weight_decay, maximize in itertools.product((0.9, 0.5), (0.0, 0.1), (False, True)):
+        yield {"lr": 0.5, "rho": rho, "eps": 1e-6, "weight_decay": weight_decay,
+               "maximize": maximize}  # fmt: skip
+
+
+def rprop_options():
+    for etas, step_sizes, maximize in itertools.product(
+        ((0.5, 1.2), (0.3, 1.5)), ((1e-6, 50.0), (1e-4, 0.01)), (False, True)
+    ):
+        yield {"lr": 0.001, "etas": etas, "step_sizes": step_sizes, "maximize": maximize}
+
+
 CASES = (
     [("Adam", o) for o in adam_options(0.1)]
     + [("AdamW", o) for o in adam_options(0.01)]
     + [("SGD", o) for o in sgd_options()]
     + [("Adagrad", o) for o in adagrad_options()]
     + [("RMSprop", o) for o in rmsprop_options()]
+    + [("NAdam", o) for o in adam_variant_options(decoupled=True)]
+    + [("RAdam", o) for o in adam_variant_options(decoupled=True)]
+    + [("Adamax", o) for o in adam_variant_options(decoupled=False)]
+    + [("Adadelta", o) for o in adadelta_options()]
+    + [("Rprop", o) for o in rprop_options()]
 )
 
 
