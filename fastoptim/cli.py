@@ -126,6 +126,8 @@ def _algorithm_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fastoptim.bench.algorithms import ALGORITHMS as BENCH_ALGORITHMS
+
     parser = argparse.ArgumentParser(
         prog="python -m fastoptim",
         description="fastoptim: optimizer steps for CPU training, one kernel over one flat buffer.",
@@ -162,8 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--algorithms",
         type=_algorithm_list,
         default=["adam", "momentum"],
-        help="adam, momentum, adamw, amsgrad, sgd, adagrad, rmsprop, or all (default: "
-        "adam,momentum)",
+        help=f"{', '.join(BENCH_ALGORITHMS)}, or all (default: adam,momentum)",
     )
     bench.add_argument(
         "--models",

@@ -26,6 +26,10 @@ ALGORITHMS = {
     "adam": lambda p, **kw: fastoptim.Adam(p, lr=1e-2, **kw),
     "adamw": lambda p, **kw: fastoptim.AdamW(p, lr=1e-2, weight_decay=0.1, **kw),
     "sgd": lambda p, **kw: fastoptim.SGD(p, lr=1e-2, momentum=0.9, **kw),
+    "nadam": lambda p, **kw: fastoptim.NAdam(
+        p, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, **kw
+    ),
+    "rprop": lambda p, **kw: fastoptim.Rprop(p, lr=1e-2, **kw),  # step sizes start at lr
     # float32 parameters, bfloat16 state: the rounding bits follow the global element index
     "adam bfloat16": lambda p, **kw: fastoptim.Adam(
         _float32(p), lr=1e-2, state_dtype="bfloat16", **kw

@@ -209,6 +209,17 @@ def test_a_state_dtype_that_does_not_work_is_refused_and_nothing_changes(dtype, 
     assert all(params[k] is entries[k] for k in params)  # not flattened, not rebound
 
 
+@pytest.mark.parametrize("option", [{"state_dtype": "bfloat16"}, {"block_size": 512}])
+def test_an_algorithm_whose_state_is_not_averages_refuses_a_state_dtype(option):
+    params = _params(0)
+    entries = dict(params)
+    with pytest.raises(
+        TypeError, match=r"Rprop takes no (state_dtype|block_size): its state.*NAdam"
+    ):
+        fastoptim.Rprop(params, **option)
+    assert all(params[k] is entries[k] for k in params)
+
+
 def test_the_state_dtype_cannot_change_after_construction():
     adam = fastoptim.Adam(_params(0), state_dtype="bfloat16")
     with pytest.raises(ValueError, match=r"state_dtype decide.*construct a new optimizer"):

@@ -116,6 +116,7 @@ class Optimizer:
             setattr(cls, hp.name, _setting(hp.name))
 
     def __init__(self, params: FlatParams | MutableMapping[str, np.ndarray], *args, **kwargs):
+        _refuse_storage_options_it_lacks(self.declaration, kwargs)
         arguments = type(self).__signature__.bind(params, *args, **kwargs)  # type: ignore[attr-defined]
         arguments.apply_defaults()
         values = arguments.arguments
@@ -721,6 +722,24 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({self.layout}, {hp}, t={self.t})"
+
+
+def _refuse_storage_options_it_lacks(declaration: Declaration, kwargs: Mapping[str, Any]) -> None:
+    """``state_dtype``/``block_size`` given to an algorithm that does not take them: a
+    TypeError saying why and which algorithms do (before the signature's bare one)."""
+    names = {hp.name for hp in declaration.hyperparameters}
+    for option in state_dtypes.STORAGE_OPTIONS:
+        if option in kwargs and option not in names:
+            takers = sorted(
+                name
+                for name, cls in OPTIMIZER_CLASSES.items()
+                if option in {hp.name for hp in cls.declaration.hyperparameters}
+            )
+            raise TypeError(
+                f"{declaration.name} takes no {option}: its state is not moving averages, so "
+                f"it stays in the parameters' dtype. The optimizers with {option}: "
+                f"{', '.join(takers)}"
+            )
 
 
 def _storage(settings: Settings) -> tuple:
