@@ -452,3 +452,33 @@ def test_a_param_group_added_mid_training_keeps_the_state_and_matches_torch():
             optimizer.step()
     assert_same_parameters(side["torch"][0], side["ours"][0])
     assert len(side["ours"][1]._buckets) == 2
+
+
+def test_nadam_mu_product_is_torchs_and_one_that_differs_from_its_step_is_refused():
+    """``state[p]['mu_product']`` is computed from the step count: the same float32 bits as
+    torch's product after every step. A loaded value far from its step's product (torch
+    trained with another momentum_decay for a while) is refused, and nothing changes."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    twin = copy.deepcopy(net)
+    ours = fastoptim_torch.NAdam(net.parameters(), lr=1e-2, momentum_decay=0.01)
+    theirs = torch.optim.NAdam(twin.parameters(), lr=1e-2, momentum_decay=0.01)
+    x = torch.randn(8, 4)
+    for _ in range(5):
+        for model, optimizer in ((net, ours), (twin, theirs)):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+        for p, q in zip(net.parameters(), twin.parameters(), strict=True):
+            mine, torchs = ours.state[p]["mu_product"], theirs.state[q]["mu_product"]
+            assert mine.dtype == torchs.dtype == torch.float32 and torch.equal(mine, torchs)
+    saved = theirs.state_dict()
+    assert ours.state_dict()["state"][0]["mu_product"].item() == saved["state"][0]["mu_product"]
+    changed = copy.deepcopy(saved)
+    changed["state"][0]["mu_product"] = torch.tensor(0.5)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(ValueError, match=r"mu_product.*computes mu_product from the step count"):
+        ours.load_state_dict(changed)
+    assert all(torch.equal(p, b) for p, b in zip(net.parameters(), before, strict=True))
+    assert ours.state_dict()["state"][0]["step"].item() == 5.0
+    ours.load_state_dict(saved)  # torch's own, at the same step: taken
