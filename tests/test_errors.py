@@ -283,3 +283,11 @@ def test_setting_lr_between_steps_is_checked(bad):
         opt.lr = lr
         opt.step(grads)
     assert len(fastoptim.kernels.sgd_update.variant(np.dtype(np.float64), False).signatures) == 1
+
+
+def test_an_argument_an_algorithm_lacks_names_what_it_takes():
+    """A new user passes Adam's weight_decay to Rprop (torch's Rprop has none either)."""
+    params = {"w": np.ones(2)}
+    with pytest.raises(TypeError, match=r"Rprop: .*'weight_decay'; it takes lr, etas, step_sizes"):
+        fastoptim.Rprop(params, weight_decay=0.1)
+    assert isinstance(params["w"], np.ndarray) and params["w"].base is None  # not flattened

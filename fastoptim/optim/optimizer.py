@@ -117,7 +117,12 @@ class Optimizer:
 
     def __init__(self, params: FlatParams | MutableMapping[str, np.ndarray], *args, **kwargs):
         _refuse_storage_options_it_lacks(self.declaration, kwargs)
-        arguments = type(self).__signature__.bind(params, *args, **kwargs)  # type: ignore[attr-defined]
+        signature = type(self).__signature__  # type: ignore[attr-defined]
+        try:
+            arguments = signature.bind(params, *args, **kwargs)
+        except TypeError as error:  # say what it does take
+            takes = ", ".join(name for name in signature.parameters if name != "params")
+            raise TypeError(f"{type(self).__name__}: {error}; it takes {takes}") from None
         arguments.apply_defaults()
         values = arguments.arguments
         self.nonfinite = NonFiniteGuard(values["nonfinite"], values["max_consecutive_skips"])
