@@ -85,6 +85,7 @@ _INT8_NAMES = (
     "magnitude_bits",
     "larger_bits",
     "from_bits",
+    "prefetch",
 )
 
 

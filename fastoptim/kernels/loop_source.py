@@ -27,6 +27,13 @@ from fastoptim.kernels import bfloat16
 
 CHUNK = 4096  # elements per parallel chunk of the bfloat16 loop
 BLOCKS_PER_CHUNK = 64  # quantization blocks per parallel chunk of the int8 loop
+# the int8 loop asks for PREFETCH_SPAN elements (at most a block) PREFETCH_AHEAD elements past
+# each block before it works on the block: its arithmetic takes about as long as its memory
+# traffic, and without the hint the two did not overlap (Adam at 1e8, blocks of 256: 0.87x
+# float32 state's step, 1.1x with it). 768 beat 256, 2048 and 4096; asking for a whole
+# block of 4096 at once was slower than not asking
+PREFETCH_AHEAD = 768
+PREFETCH_SPAN = 256
 STORAGES = ("float", "bfloat16", "int8")
 
 _FLOAT_LOOP = """
@@ -72,6 +79,11 @@ def {name}(param, grad, {states}{scales}bounds, block, {scalars}):
             stop = bounds[b + 1]
             param_b = param[start:stop]
             grad_b = grad[start:stop]
+            ahead = stop + {ahead}
+            for j in range(ahead, ahead + min(stop - start, {span}), 16):  # 64-byte lines
+                prefetch(param, j)
+                prefetch(grad, j)
+{prefetch_states}
 {inner}
 """
 _INT8_INNER = """
@@ -209,6 +221,13 @@ def _int8_source(common, new, n_state, scalars, optional, switches, unsigned) ->
         )
 
     return _INT8_LOOP.format(
+        ahead=PREFETCH_AHEAD,
+        span=PREFETCH_SPAN,
+        prefetch_states="\n".join(
+            f"            for j in range(ahead, ahead + min(stop - start, {PREFETCH_SPAN}), 64):\n"
+            f"                prefetch(s{k}, j)"
+            for k in range(n_state)
+        ),
         inner=_switched(body, 12, n_state, "np.float32", switches, optional, scalars, {}),
         scales="".join(f"scale{k}, " for k in range(n_state)),
         scratch="\n".join(
