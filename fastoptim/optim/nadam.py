@@ -11,12 +11,12 @@ import numpy as np
 from fastoptim.kernels import new_record
 from fastoptim.kernels.nadam import NAdamScalars, nadam_update
 from fastoptim.optim import shared_hyperparameters as shared
-from fastoptim.optim.adam import BOUND_SLACK, moment_ratio_bound
 from fastoptim.optim.adam_variants import (
     BETAS,
     DECOUPLED_WEIGHT_DECAY,
     WEIGHT_DECAY,
-    weight_decays,
+    int8_bound,
+    moment_scalars,
 )
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import check_nonnegative
@@ -56,23 +56,15 @@ def nadam_scalars(
     mu = momentum_at(beta1, settings.momentum_decay, t)
     mu_next = momentum_at(beta1, settings.momentum_decay, t + 1)
     product = mu_product(beta1, settings.momentum_decay, t)
-    l2, decay = weight_decays(settings, lr, weight_decay)
-    int8 = settings.state_dtype == "int8"
     return new_record(
         NAdamScalars,
         (
-            -grad_scale if settings.maximize else grad_scale,
-            l2,
-            decay,
-            beta1,
-            1.0 - beta1,
-            beta2,
-            1.0 - beta2,
+            *moment_scalars(settings, lr, weight_decay, grad_scale),
             lr * (1.0 - mu) / (1.0 - product),
             lr * mu_next / (1.0 - product * mu_next),
             1.0 / math.sqrt(1.0 - beta2**t),
             settings.eps,
-            BOUND_SLACK * moment_ratio_bound(beta1, beta2, t) if int8 else math.inf,
+            int8_bound(settings, t),
         ),
     )
 

@@ -8,12 +8,12 @@ import math
 from fastoptim.kernels import new_record
 from fastoptim.kernels.radam import RAdamScalars, radam_update
 from fastoptim.optim import shared_hyperparameters as shared
-from fastoptim.optim.adam import BOUND_SLACK, moment_ratio_bound
 from fastoptim.optim.adam_variants import (
     BETAS,
     DECOUPLED_WEIGHT_DECAY,
     WEIGHT_DECAY,
-    weight_decays,
+    int8_bound,
+    moment_scalars,
 )
 from fastoptim.optim.declaration import Declaration, Settings
 from fastoptim.optim.optimizer import Optimizer
@@ -52,22 +52,14 @@ def radam_scalars(
         step_size = lr / bias_correction1
     else:
         step_size = lr * rect * math.sqrt(1.0 - beta2**t) / bias_correction1
-    l2, decay = weight_decays(settings, lr, weight_decay)
-    int8 = settings.state_dtype == "int8"
     return new_record(
         RAdamScalars,
         (
-            -grad_scale if settings.maximize else grad_scale,
-            l2,
-            decay,
-            beta1,
-            1.0 - beta1,
-            beta2,
-            1.0 - beta2,
+            *moment_scalars(settings, lr, weight_decay, grad_scale),
             0.0 if rect is None else 1.0,
             step_size,
             settings.eps,
-            BOUND_SLACK * moment_ratio_bound(beta1, beta2, t) if int8 else math.inf,
+            int8_bound(settings, t),
         ),
     )
 

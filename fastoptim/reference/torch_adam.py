@@ -3,7 +3,7 @@ writes them; states are dicts keyed ``'d' + name`` and entries are rebound to ne
 
 import numpy as np
 
-from fastoptim.reference.torch_common import signed_grad
+from fastoptim.reference.torch_common import adam_moments
 
 
 def update_parameters_with_torch_adam(
@@ -14,14 +14,10 @@ def update_parameters_with_torch_adam(
     exp_avg, exp_avg_sq = states[0], states[1]
     for name in list(parameters):
         key = "d" + name
-        param = parameters[name]
-        if decoupled:
-            param = param * (1 - lr * weight_decay)
-            g = signed_grad(grads[key], param, 0, maximize)
-        else:
-            g = signed_grad(grads[key], param, weight_decay, maximize)
-        exp_avg[key] = beta1 * exp_avg[key] + (1 - beta1) * g
-        exp_avg_sq[key] = beta2 * exp_avg_sq[key] + (1 - beta2) * g * g
+        param, _ = adam_moments(
+            parameters[name], grads[key], exp_avg, exp_avg_sq, key, betas, lr, weight_decay,
+            decoupled, maximize,
+        )  # fmt: skip
         second = exp_avg_sq[key]
         if amsgrad:
             states[2][key] = np.maximum(states[2][key], exp_avg_sq[key])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fastoptim.reference.torch_common import signed_grad
+from fastoptim.reference.torch_common import adam_moments
 
 
 def momentum_products(beta1, momentum_decay, t):
@@ -28,14 +28,10 @@ def update_parameters_with_torch_nadam(
     mu, mu_next, product = momentum_products(beta1, momentum_decay, t)
     for name in list(parameters):
         key = "d" + name
-        param = parameters[name]
-        if decoupled_weight_decay:
-            param = param * (1 - lr * weight_decay)
-            g = signed_grad(grads[key], param, 0, maximize)
-        else:
-            g = signed_grad(grads[key], param, weight_decay, maximize)
-        exp_avg[key] = beta1 * exp_avg[key] + (1 - beta1) * g
-        exp_avg_sq[key] = beta2 * exp_avg_sq[key] + (1 - beta2) * g * g
+        param, g = adam_moments(
+            parameters[name], grads[key], exp_avg, exp_avg_sq, key, betas, lr, weight_decay,
+            decoupled_weight_decay, maximize,
+        )  # fmt: skip
         denominator = np.sqrt(exp_avg_sq[key] / (1 - beta2**t)) + eps
         parameters[name] = (
             param

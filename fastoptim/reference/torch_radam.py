@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fastoptim.reference.torch_common import signed_grad
+from fastoptim.reference.torch_common import adam_moments
 
 
 def update_parameters_with_torch_radam(
@@ -15,14 +15,10 @@ def update_parameters_with_torch_radam(
     rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
     for name in list(parameters):
         key = "d" + name
-        param = parameters[name]
-        if decoupled_weight_decay:
-            param = param * (1 - lr * weight_decay)
-            g = signed_grad(grads[key], param, 0, maximize)
-        else:
-            g = signed_grad(grads[key], param, weight_decay, maximize)
-        exp_avg[key] = beta1 * exp_avg[key] + (1 - beta1) * g
-        exp_avg_sq[key] = beta2 * exp_avg_sq[key] + (1 - beta2) * g * g
+        param, _ = adam_moments(
+            parameters[name], grads[key], exp_avg, exp_avg_sq, key, betas, lr, weight_decay,
+            decoupled_weight_decay, maximize,
+        )  # fmt: skip
         m_hat = exp_avg[key] / (1 - beta1**t)
         if rho_t > 5:
             rect = np.sqrt(
