@@ -224,7 +224,8 @@ class FlatOptimizer:
         core, t = bucket.core, int(bucket.steps[0]) + 1
         core.apply(core.plan(bucket.grads), t, core.learning_rates(t), grad_scale)
         bucket.count_steps()
-        self._update_step_values(bucket, range(len(bucket.params)))
+        for key, function in self.step_functions.items():  # one step count: one value
+            bucket.step_values[key].fill(function(core, t))
         if not bucket.exposed:
             for index in range(len(bucket.params)):
                 self._expose(bucket, index)
