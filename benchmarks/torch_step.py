@@ -1,5 +1,5 @@
 """time_: the torch.optim classes without a fused CPU form (NAdam, RAdam, Adamax, Adadelta,
-Rprop) in torch's fastest form, foreach, against fastoptim.torch's class of the same name on
+Rprop, ASGD) in torch's fastest form, foreach, against fastoptim.torch's class of the same name on
 the same parameters (needs torch; skipped without it)."""
 
 import importlib.util
@@ -8,7 +8,7 @@ from fastoptim.bench.contenders import FastoptimTorch, Torch
 
 from .common import problem
 
-ALGORITHMS = ["nadam", "radam", "adamax", "adadelta", "rprop"]
+ALGORITHMS = ["nadam", "radam", "adamax", "adadelta", "rprop", "asgd"]
 
 
 class TorchStep:

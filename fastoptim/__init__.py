@@ -22,6 +22,7 @@ from fastoptim.compat import (
 )
 from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.optim import (
+    ASGD,
     SGD,
     Adadelta,
     Adagrad,
@@ -55,6 +56,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",

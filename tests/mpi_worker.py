@@ -30,6 +30,7 @@ ALGORITHMS = {
         p, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, **kw
     ),
     "rprop": lambda p, **kw: fastoptim.Rprop(p, lr=1e-2, **kw),  # step sizes start at lr
+    "asgd": lambda p, **kw: fastoptim.ASGD(p, lr=1e-2, t0=1.0, **kw),  # averaging from step 3
     # float32 parameters, bfloat16 state: the rounding bits follow the global element index
     "adam bfloat16": lambda p, **kw: fastoptim.Adam(
         _float32(p), lr=1e-2, state_dtype="bfloat16", **kw

@@ -24,6 +24,7 @@ from fastoptim.reference import (
     torch_adagrad,
     torch_adam,
     torch_adamax,
+    torch_asgd,
     torch_common,
     torch_nadam,
     torch_radam,
@@ -128,6 +129,10 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
         ErrorInput("min > max", {"step_sizes": (1.0, 0.5)}, ValueError, "Invalid step sizes"),
         ErrorInput("min < 0", {"step_sizes": (-1.0, 0.5)}, ValueError, "Invalid step sizes"),
     ),
+    "lambd": (ErrorInput("lambd < 0", {"lambd": -1e-4}, ValueError, "Invalid lambd value"),),
+    # ASGD's alpha is a power (any value >= 0), not RMSprop's smoothing constant
+    "ASGD.alpha": (ErrorInput("alpha < 0", {"alpha": -0.5}, ValueError, "Invalid alpha value"),),
+    "t0": (ErrorInput("t0 NaN", {"t0": float("nan")}, ValueError, "Invalid t0 value: nan"),),
     "max_grad_norm": (
         ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
     ),
@@ -180,7 +185,12 @@ class Algorithm:
         if self.optimizer_class is None:
             return ()
         declared = [hp.name for hp in self.optimizer_class.declaration.every_hyperparameter]
-        inputs = [case for name in declared for case in ERROR_INPUTS.get(name, ())]
+        own = self.optimizer_class.__name__
+        inputs = [
+            case
+            for name in declared
+            for case in ERROR_INPUTS.get(f"{own}.{name}", ERROR_INPUTS.get(name, ()))
+        ]
         return (*inputs, *self.own_error_inputs)
 
     @property
@@ -631,6 +641,40 @@ TORCH_ONLY = (
                 "step_sizes": (1e-3, 0.2),
                 "maximize": True,
                 "max_grad_norm": 1.0,
+            },
+        ),
+    ),
+    _torch_only(
+        "asgd",
+        fastoptim.ASGD,
+        torch_asgd.update_parameters_with_torch_asgd,
+        ("ax",),
+        (0,),  # the average of the parameters: its rounding errors scale with theirs
+        (
+            {
+                "lr": 0.01,
+                "lambd": 1e-4,
+                "alpha": 0.75,
+                "t0": 1e6,
+                "weight_decay": 0.0,
+                "maximize": False,
+            },
+            {
+                "lr": 0.1,
+                "lambd": 0.1,
+                "alpha": 0.5,
+                "t0": 3.0,
+                "weight_decay": 0.1,
+                "maximize": True,
+                "max_grad_norm": 1.0,
+            },
+            {
+                "lr": 0.05,
+                "lambd": 0.0,
+                "alpha": 0.75,
+                "t0": -2.0,
+                "weight_decay": 0.0,
+                "maximize": False,
             },
         ),
     ),

@@ -142,6 +142,16 @@ HYPERPARAMETERS["rprop"] = st.fixed_dictionaries(
         "maximize": st.booleans(),
     }
 )
+HYPERPARAMETERS["asgd"] = st.fixed_dictionaries(
+    {
+        "lr": st.floats(0, 0.1),
+        "lambd": st.floats(0, 1),
+        "alpha": st.floats(0, 2),
+        "t0": st.floats(-10, 10),
+        "weight_decay": st.floats(0, 1),
+        "maximize": st.booleans(),
+    }
+)
 # these divide by a denominator that can be as small as eps, as Adagrad's (above)
 L2_DECAY_DIVIDED += ("nadam", "radam", "adamax", "adadelta")
 HYPERPARAMETERS["lion"] = st.fixed_dictionaries(

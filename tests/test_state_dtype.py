@@ -209,14 +209,17 @@ def test_a_state_dtype_that_does_not_work_is_refused_and_nothing_changes(dtype, 
     assert all(params[k] is entries[k] for k in params)  # not flattened, not rebound
 
 
+# Rprop keeps signs and step sizes; ASGD's average is the model to evaluate, which 8 or 16
+# bits would round
+@pytest.mark.parametrize("name", ["Rprop", "ASGD"])
 @pytest.mark.parametrize("option", [{"state_dtype": "bfloat16"}, {"block_size": 512}])
-def test_an_algorithm_whose_state_is_not_averages_refuses_a_state_dtype(option):
+def test_an_algorithm_whose_state_is_not_averages_refuses_a_state_dtype(name, option):
     params = _params(0)
     entries = dict(params)
     with pytest.raises(
-        TypeError, match=r"Rprop takes no (state_dtype|block_size): its state.*NAdam"
+        TypeError, match=rf"{name} takes no (state_dtype|block_size): its state.*NAdam"
     ):
-        fastoptim.Rprop(params, **option)
+        getattr(fastoptim, name)(params, **option)
     assert all(params[k] is entries[k] for k in params)
 
 

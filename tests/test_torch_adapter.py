@@ -104,7 +104,11 @@ def nudged(run: Run) -> Run:
 
 def fastest_torch_options(name: str, options: dict) -> dict:
     """torch's fused implementation where the class has one, else foreach: both are torch's
-    own numbers (they differ from the for-loop one by rounding only), and quicker."""
+    own numbers (they differ from the for-loop one by rounding only), and quicker. ASGD's
+    foreach form computes eta in float32 arithmetic, not as its for-loop (torch's CPU
+    default, which fastoptim.torch follows) does: there the for-loop."""
+    if name == "ASGD":
+        return options
     fused = "fused" in inspect.signature(getattr(torch.optim, name)).parameters
     return {**options, "fused": True} if fused else {**options, "foreach": True}
 
@@ -482,3 +486,47 @@ def test_nadam_mu_product_is_torchs_and_one_that_differs_from_its_step_is_refuse
     assert all(torch.equal(p, b) for p, b in zip(net.parameters(), before, strict=True))
     assert ours.state_dict()["state"][0]["step"].item() == 5.0
     ours.load_state_dict(saved)  # torch's own, at the same step: taken
+
+
+def test_asgd_carries_eta_and_mu_as_torch_and_adopts_loaded_ones():
+    """torch computes ASGD's ``eta`` after a step from that step's lr: a change of lr acts
+    one step late, and a loaded ``eta`` is what the next step uses (here torch's, saved
+    after steps at lr 0.1, continued at lr 0.02, with groups of two lrs)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)).double()
+    twin, late = copy.deepcopy(net), copy.deepcopy(net)
+
+    def groups(model, lr):
+        return [{"params": model[0].parameters(), "lr": lr}, {"params": model[1].parameters()}]
+
+    options = {"lambd": 0.5, "t0": 2.0}
+    ours = fastoptim_torch.ASGD(groups(net, 0.1), lr=0.05, **options)
+    theirs = torch.optim.ASGD(groups(twin, 0.1), lr=0.05, **options)
+    x = torch.randn(8, 4, dtype=torch.float64)
+
+    def train(pairs, steps):
+        for _ in range(steps):
+            for model, optimizer in pairs:
+                optimizer.zero_grad()
+                model(x).square().mean().backward()
+                optimizer.step()
+
+    train([(net, ours), (twin, theirs)], 4)
+    for optimizer in (ours, theirs):
+        optimizer.param_groups[0]["lr"] = 0.02
+    train([(net, ours), (twin, theirs)], 3)
+    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=0, atol=1e-12)
+        for key in ("eta", "mu", "ax"):
+            assert torch.allclose(ours.state[p][key].double(), theirs.state[q][key].double())
+    saved = theirs.state_dict()
+    loaded = fastoptim_torch.ASGD(groups(late, 0.1), lr=0.05, **options)
+    loaded.load_state_dict(saved)
+    for p in late.parameters():
+        with torch.no_grad():
+            p.copy_(dict(zip(late.parameters(), twin.parameters(), strict=True))[p])
+    for optimizer in (loaded, theirs):
+        optimizer.param_groups[0]["lr"] = 0.3  # taken after the next step
+    train([(late, loaded), (twin, theirs)], 2)
+    for p, q in zip(late.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=0, atol=1e-12)

@@ -30,6 +30,7 @@ STATE_KEYS = {
     "Adamax": ("exp_avg", "exp_inf"),
     "Adadelta": ("square_avg", "acc_delta"),
     "Rprop": ("prev", "step_size"),
+    "ASGD": ("ax",),
 }
 
 

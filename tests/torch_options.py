@@ -1,5 +1,5 @@
 """Every option combination of torch.optim's Adam, AdamW, SGD, Adagrad and RMSprop, and the
-main ones of NAdam, RAdam, Adamax, Adadelta and Rprop, that the parity tests run: ``CASES``
+main ones of NAdam, RAdam, Adamax, Adadelta, Rprop and ASGD, that the parity tests run: ``CASES``
 is a list of (class name, keyword arguments)."""
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ def rprop_options():
         yield {"lr": 0.001, "etas": etas, "step_sizes": step_sizes, "maximize": maximize}
 
 
+def asgd_options():
+    for lambd, t0, weight_decay, maximize in itertools.product(
+        (1e-4, 0.1), (1e6, 3.0), (0.0, 0.1), (False, True)
+    ):
+        yield {"lr": 0.01, "lambd": lambd, "alpha": 0.75, "t0": t0,
+               "weight_decay": weight_decay, "maximize": maximize}  # fmt: skip
+
+
 CASES = (
     [("Adam", o) for o in adam_options(0.1)]
     + [("AdamW", o) for o in adam_options(0.01)]
@@ -75,6 +83,7 @@ CASES = (
     + [("Adamax", o) for o in adam_variant_options(decoupled=False)]
     + [("Adadelta", o) for o in adadelta_options()]
     + [("Rprop", o) for o in rprop_options()]
+    + [("ASGD", o) for o in asgd_options()]
 )
 
 

@@ -80,6 +80,7 @@ ALGORITHMS = {
         BenchAlgorithm("adamax", lambda p, **kw: fastoptim.Adamax(p, lr=LR, **kw), "Adamax"),
         BenchAlgorithm("adadelta", lambda p, **kw: fastoptim.Adadelta(p, lr=LR, **kw), "Adadelta"),
         BenchAlgorithm("rprop", lambda p, **kw: fastoptim.Rprop(p, lr=LR, **kw), "Rprop"),
+        BenchAlgorithm("asgd", lambda p, **kw: fastoptim.ASGD(p, lr=LR, **kw), "ASGD"),
         # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
         BenchAlgorithm(
             "lion",

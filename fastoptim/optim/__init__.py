@@ -4,6 +4,7 @@ from fastoptim.optim.adadelta import Adadelta
 from fastoptim.optim.adagrad import Adagrad
 from fastoptim.optim.adam import Adam, AdamW
 from fastoptim.optim.adamax import Adamax
+from fastoptim.optim.asgd import ASGD
 from fastoptim.optim.groups import Group
 from fastoptim.optim.lion import Lion
 from fastoptim.optim.momentum import Momentum
@@ -16,6 +17,7 @@ from fastoptim.optim.rprop import Rprop
 from fastoptim.optim.sgd import SGD
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",

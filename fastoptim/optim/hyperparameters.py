@@ -135,3 +135,10 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return bool(value)
+
+
+def check_finite(value: Any, name: str) -> float:
+    """A finite number of either sign (ASGD's t0), as a float."""
+    if not (_real(value) and math.isfinite(value)):
+        raise ValueError(f"Invalid {name} value: {value!r} ({name} must be a finite number)")
+    return float(value)

@@ -352,25 +352,40 @@ class Optimizer:
         return self._layer_pieces(grads)
 
     def apply(
-        self, pieces: Sequence[Piece], t: int, rates: Sequence[float], grad_scale: float
+        self,
+        pieces: Sequence[Piece],
+        t: int,
+        rates: Sequence[float],
+        grad_scale: float,
+        carried: Mapping[str, float] | None = None,
     ) -> None:
         """The update itself: the kernel on checked ``pieces`` as step ``t``, with each
         group's learning rate from ``rates`` and every gradient times ``grad_scale``
-        (clipping; the mean over ranks of a sharded step). ``self.t`` is left alone."""
-        table = self.scalar_table(t, rates, grad_scale)
+        (clipping; the mean over ranks of a sharded step). ``self.t`` is left alone.
+        ``carried``: values a torch checkpoint carries from step to step (ASGD's ``eta``
+        and ``mu``) for the scalar function, where they are not its own."""
+        table = self.scalar_table(t, rates, grad_scale, carried)
         for piece in pieces:
             piece.loop.variant_for(piece.param)(*piece.arrays, *table[piece.group])
 
-    def update_layer(self, name: str, grad: np.ndarray, t: int, grad_scale: float = 1.0) -> None:
+    def update_layer(
+        self,
+        name: str,
+        grad: np.ndarray,
+        t: int,
+        grad_scale: float = 1.0,
+        carried: Mapping[str, float] | None = None,
+    ) -> None:
         """One kernel call that updates layer ``name`` alone, as step ``t`` of that layer,
         with the 1-D gradient ``grad`` (its size, this dtype) times ``grad_scale``.
 
         The stage for callers whose layers keep step counts of their own (torch's
         per-parameter ``state['step']``): no checks, no NaN/Inf policy, no clipping, and
-        ``self.t`` is left alone. The caller has checked ``grad``; ``t`` >= 1.
+        ``self.t`` is left alone. The caller has checked ``grad``; ``t`` >= 1. ``carried``
+        as for ``apply``.
         """
         view = self._layer_segments[name]
-        scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[view.group]
+        scalars = self.scalar_table(t, self.learning_rates(t), grad_scale, carried)[view.group]
         param = view.flat_param
         view.loop.variant_for(param)(param, grad, *view.kernel_states, *view.tail, *scalars)
 
@@ -391,10 +406,19 @@ class Optimizer:
                 rates.append(group.lr)
         return rates
 
-    def scalar_table(self, t: int, rates: Sequence[float], grad_scale: float = 1.0) -> list[tuple]:
+    def scalar_table(
+        self,
+        t: int,
+        rates: Sequence[float],
+        grad_scale: float = 1.0,
+        carried: Mapping[str, float] | None = None,
+    ) -> list[tuple]:
         """The kernel's scalar record of every group for step ``t`` (empty for a frozen or
-        empty group): the declaration's pure scalar function, in float64."""
+        empty group): the declaration's pure scalar function, in float64 (given
+        ``carried`` as keywords, where there are any)."""
         scalars, settings, default_decay = self.declaration.scalars, self.settings, self._decay
+        if carried:
+            scalars = partial(scalars, **carried)
         table: list[tuple]
         if len(self.groups) == 1:
             table = [scalars(settings, t, rates[0], default_decay, grad_scale)]
@@ -741,8 +765,8 @@ def _refuse_storage_options_it_lacks(declaration: Declaration, kwargs: Mapping[s
                 if option in {hp.name for hp in cls.declaration.hyperparameters}
             )
             raise TypeError(
-                f"{declaration.name} takes no {option}: its state is not moving averages, so "
-                f"it stays in the parameters' dtype. The optimizers with {option}: "
+                f"{declaration.name} takes no {option}: its state is not moving averages of the "
+                f"gradients, so it stays in the parameters' dtype. The optimizers with {option}: "
                 f"{', '.join(takers)}"
             )
 

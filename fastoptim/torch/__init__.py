@@ -25,6 +25,7 @@ except ImportError as error:  # pragma: no cover - the message is the point
     ) from error
 
 import fastoptim
+from fastoptim.optim.asgd import eta_after, mu_after
 from fastoptim.optim.nadam import mu_product
 from fastoptim.torch.buckets import Bucket
 from fastoptim.torch.declared import torch_class_for
@@ -109,6 +110,22 @@ class Adadelta(FlatOptimizer, torch.optim.Adadelta):
     core_class = staticmethod(lambda group: fastoptim.Adadelta)
 
 
+class ASGD(FlatOptimizer, torch.optim.ASGD):
+    """``torch.optim.ASGD`` on flat buffers; :class:`fastoptim.ASGD` computes the update.
+    ``state[p]['eta']`` and ``['mu']`` are carried as torch carries them: computed after
+    each step from its lr and step count (float32), read by the next step; a loaded
+    state's are used as they are."""
+
+    core_class = staticmethod(lambda group: fastoptim.ASGD)
+    step_functions = MappingProxyType(
+        {
+            "eta": lambda core, step: eta_after(core.settings, core.lr, step),
+            "mu": lambda core, step: mu_after(core.settings, step),
+        }
+    )
+    carried = ("eta", "mu")
+
+
 class Rprop(FlatOptimizer, torch.optim.Rprop):
     """``torch.optim.Rprop`` on flat buffers; :class:`fastoptim.Rprop` computes the update
     (``state[p]['prev']`` and ``['step_size']``; the step sizes start at the group's lr on a
@@ -125,6 +142,7 @@ Lion = torch_class_for(
 )
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",

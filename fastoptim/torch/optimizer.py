@@ -8,6 +8,7 @@ fastoptim kernel call per bucket on zero-copy numpy views.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -51,6 +52,9 @@ class FlatOptimizer:
     # torch state values that are functions of a parameter's step count (NAdam's
     # mu_product): key -> f(core optimizer, step), kept as float32 0-d tensors
     step_functions: Mapping[str, Callable[[Optimizer, int], float]] = MappingProxyType({})
+    # the step functions whose saved value the next step reads (ASGD's eta and mu: torch
+    # computes them after a step, from that step's lr): a loaded value is adopted as it is
+    carried: tuple[str, ...] = ()
 
     param_groups: list[dict[str, Any]]
     defaults: dict[str, Any]
@@ -222,7 +226,11 @@ class FlatOptimizer:
         if bucket.steps.size == 0:
             return
         core, t = bucket.core, int(bucket.steps[0]) + 1
-        core.apply(core.plan(bucket.grads), t, core.learning_rates(t), grad_scale)
+        carried = self._carried_values(bucket, slice(None), t)
+        if carried is None:  # the parameters carry different values: one call each
+            self._step_layers(bucket, list(range(len(bucket.params))), grad_scale)
+            return
+        core.apply(core.plan(bucket.grads), t, core.learning_rates(t), grad_scale, carried)
         bucket.count_steps()
         for key, function in self.step_functions.items():  # one step count: one value
             bucket.step_values[key].fill(function(core, t))
@@ -236,10 +244,26 @@ class FlatOptimizer:
         for index in active:
             name = bucket.names[index]
             t = int(bucket.steps[index]) + 1
-            bucket.core.update_layer(name, bucket.grads[name].reshape(-1), t, grad_scale)
+            carried = self._carried_values(bucket, slice(index, index + 1), t)
+            grad = bucket.grads[name].reshape(-1)
+            bucket.core.update_layer(name, grad, t, grad_scale, carried)
             self._expose(bucket, index)
         bucket.count_steps(active)
         self._update_step_values(bucket, active)
+
+    def _carried_values(self, bucket: Bucket, where: slice, t: int) -> dict[str, float] | None:
+        """The carried values step ``t`` of the parameters ``where`` reads: none on a first
+        step (torch makes them then, from the lr of that moment, as the scalar function
+        does), else the saved ones; None when these parameters' values differ."""
+        if t == 1 or not self.carried:
+            return {}
+        carried = {}
+        for key in self.carried:
+            values = bucket.step_values[key][where]
+            if values.min() != values.max():
+                return None
+            carried[key] = float(values[0])
+        return carried
 
     def _update_step_values(self, bucket: Bucket, indices: Iterable[int]) -> None:
         """The step functions' values at the parameters' step counts now."""
@@ -300,6 +324,9 @@ class FlatOptimizer:
         else:  # SGD counts no steps: a saved momentum buffer means its first step is behind it
             bucket.steps[index] = saved["step"] if self.has_step_state else 1.0
         self._update_step_values(bucket, [index])
+        if saved is not None:
+            for key in self.carried:
+                bucket.step_values[key][index] = saved[key]
         previous = bucket.exposed_states[index]
         in_place = saved is not None and self._table.get(bucket.params[index]) is previous
         if previous is not None and in_place:
@@ -471,7 +498,14 @@ class FlatOptimizer:
             if not (step >= 0 and step == int(step)):
                 raise ValueError(f"{label}['step'] is {step}; expected a whole number >= 0")
             checked["step"] = step
+        for key in self.carried:
+            value = float(saved[key])
+            if not math.isfinite(value):
+                raise ValueError(f"{label}[{key!r}] is {value!r}; it cannot continue training")
+            checked[key] = value
         for key, function in self.step_functions.items():
+            if key in self.carried:
+                continue
             expected = function(core, int(checked["step"]))
             # torch's own value drifts from the float32 product once a load has cast it to
             # float64 (about 1e-8); another setting during training moves it far more
