@@ -286,6 +286,12 @@ def test_error_inputs_raise_as_torch(entry):
     cls = getattr(fastoptim_torch, name)
     optim_input = error_input.optimizer_error_input
     params, kwargs = optim_input.params, optim_input.kwargs
+    if any(isinstance(p, torch.Tensor) and p.is_complex() for p in params or ()):
+        # torch refuses complex parameters at the first step (Adafactor); fastoptim.torch
+        # when it is made (the README's table of differences: parameter dtypes)
+        with pytest.raises(TypeError, match=r"complex64; fastoptim.torch keeps float32 or"):
+            cls(params, **kwargs)
+        return
     if error_input.error_on == OptimizerErrorEnum.CONSTRUCTION_ERROR:
         if issubclass(error_input.error_type, Warning):
             with pytest.warns(error_input.error_type, match=error_input.error_regex):

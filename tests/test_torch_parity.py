@@ -31,6 +31,7 @@ STATE_KEYS = {
     "Adadelta": ("square_avg", "acc_delta"),
     "Rprop": ("prev", "step_size"),
     "ASGD": ("ax",),
+    "Adafactor": ("row_var", "col_var", "variance"),  # as the parameter's shape says
 }
 
 

@@ -1,5 +1,5 @@
 """Every option combination of torch.optim's Adam, AdamW, SGD, Adagrad and RMSprop, and the
-main ones of NAdam, RAdam, Adamax, Adadelta, Rprop and ASGD, that the parity tests run: ``CASES``
+main ones of NAdam, RAdam, Adamax, Adadelta, Rprop, ASGD and Adafactor, that the parity tests run: ``CASES``
 is a list of (class name, keyword arguments)."""
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def asgd_options():
                "weight_decay": weight_decay, "maximize": maximize}  # fmt: skip
 
 
+def adafactor_options():
+    yield {}
+    yield {"lr": 0.05, "weight_decay": 0.1, "maximize": True}
+    yield {"beta2_decay": -1.0, "eps": (1e-20, 1e-3), "d": 1.5}
+
+
 CASES = (
     [("Adam", o) for o in adam_options(0.1)]
     + [("AdamW", o) for o in adam_options(0.01)]
@@ -84,6 +90,7 @@ CASES = (
     + [("Adadelta", o) for o in adadelta_options()]
     + [("Rprop", o) for o in rprop_options()]
     + [("ASGD", o) for o in asgd_options()]
+    + [("Adafactor", o) for o in adafactor_options()]
 )
 
 

@@ -94,9 +94,10 @@ class KernelAlone(FastoptimFlat):
         optimizer = self.optimizer
         scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]  # no groups
         # one piece, or two with int8 state (its small layers keep float32 state)
-        self.calls = [
-            direct_call(piece.loop, piece.arrays, scalars) for piece in optimizer.plan(self.grads)
-        ]
+        pieces = optimizer.plan(self.grads)
+        if any(piece.loop is None for piece in pieces):
+            raise NotImplementedError(f"{problem.algorithm} has no one elementwise kernel")
+        self.calls = [direct_call(piece.loop, piece.arrays, scalars) for piece in pieces]  # type: ignore[arg-type]
 
     def step(self) -> None:
         for call in self.calls:

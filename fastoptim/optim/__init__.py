@@ -1,6 +1,7 @@
 """Optimizer classes: hyper-parameters, validation, step counter, state and state_dict."""
 
 from fastoptim.optim.adadelta import Adadelta
+from fastoptim.optim.adafactor import Adafactor
 from fastoptim.optim.adagrad import Adagrad
 from fastoptim.optim.adam import Adam, AdamW
 from fastoptim.optim.adamax import Adamax
@@ -20,6 +21,7 @@ __all__ = [
     "ASGD",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",

@@ -42,7 +42,7 @@ class Buffers(NamedTuple):
     state: Mapping[str, FlatParams]
     groups: Sequence[ResolvedGroup]
     order: StateOrder
-    loops: Mapping[str, UpdateLoop]
+    loops: Mapping[str, UpdateLoop | None]
     storage: str = "float"
     first_index: int = 0
     int8: Int8Storage | None = None
@@ -51,7 +51,9 @@ class Buffers(NamedTuple):
         """Whether layer ``name`` keeps float32 state under int8 storage."""
         return self.int8 is not None and name not in self.int8.quantized
 
-    def views(self, names: Sequence[str], start: int, stop: int) -> tuple[tuple, tuple, UpdateLoop]:
+    def views(
+        self, names: Sequence[str], start: int, stop: int
+    ) -> tuple[tuple, tuple, UpdateLoop | None]:
         """The state views of neighbouring layers ``names`` (buffer[start:stop]) in the
         kernel's order, the kernel's arguments after them and the loop to call."""
         params, state, order, int8 = self.params, self.state, self.order, self.int8

@@ -84,5 +84,7 @@ def _unsigned_states(algorithm: str, hyperparameters: Mapping[str, Any]) -> froz
     declaration = cls.declaration
     settings = declaration.settings(**{k: v for k, v in hyperparameters.items() if k != "lr"})
     order = declaration.states(settings)
+    if declaration.kernel is None:  # passes of its own: no int8 state
+        return frozenset()
     kernel = declaration.kernel(settings)
     return frozenset(name for k, name in enumerate(order) if k in kernel.unsigned and name)

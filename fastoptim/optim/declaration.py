@@ -93,7 +93,9 @@ class Declaration:
     name: str
     hyperparameters: tuple[HyperParameter, ...]  # lr first; in the signature's order
     states: Callable[[Settings], tuple[str | None, ...]]
-    kernel: Callable[[Settings], ElementwiseUpdate]
+    # None: the step is not one elementwise pass (Adafactor's reductions); the class then
+    # makes its own passes in ``apply`` and ``update_layer``
+    kernel: Callable[[Settings], ElementwiseUpdate] | None
     scalars: ScalarFunction
     check: Callable[[Settings], None] = _no_cross_check
     initial_state: Callable[[Settings], Mapping[str, float]] = _no_initial_state

@@ -26,7 +26,7 @@ import numpy as np
 
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, flatten
-from fastoptim.kernels import new_record
+from fastoptim.kernels import UpdateLoop, new_record
 from fastoptim.optim import blockwise, state_dtypes
 from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
@@ -99,6 +99,8 @@ class Optimizer:
     hyper-parameter are made from it."""
 
     declaration: ClassVar[Declaration]
+    # the cached_property views of the buffers (an algorithm with passes of its own adds its)
+    cached_views: ClassVar[tuple[str, ...]] = CACHED_VIEWS
     # the gradient buffer of the last flat step and its checked pieces (none yet)
     _last_flat_pieces: tuple[np.ndarray | None, list[Piece], list[np.ndarray]] = (None, [], [])
 
@@ -168,13 +170,14 @@ class Optimizer:
             raise ValueError(f"only int8 state quantizes layers; this one is {self.state_dtype}")
         order = self._state_order
         block = blockwise.block_elements(self.settings.block_size)
+        assert self.kernel is not None  # int8 state is for elementwise kernels only
         self.int8 = Int8Storage(
             self.layout, self.state_names, order, self.kernel.unsigned, block, quantized=names
         )
         self.state = self.int8.codes
         for name, value in self.declaration.initial_state(self.settings).items():
             self.int8.fill(name, value)
-        for cached in CACHED_VIEWS:
+        for cached in self.cached_views:
             self.__dict__.pop(cached, None)
 
     def stored_buffers(self) -> dict[str, np.ndarray]:
@@ -191,11 +194,17 @@ class Optimizer:
     def _set_kernel(self) -> None:
         """The kernel loops of the settings: ``kernel`` the state's own storage's, and the
         float loop beside it (the small layers of int8 state)."""
+        self.kernel: UpdateLoop | None
+        self._loops: dict[str, UpdateLoop | None]
+        if self.declaration.kernel is None:  # passes of its own (Adafactor)
+            self.kernel, self._loops, self._rounding_streams = None, {"float": None}, 0
+            return
         update = self.declaration.kernel(self.settings)
-        self.kernel = update.stored_as(self.storage)
-        self._loops = {"float": update, self.storage: self.kernel}
+        kernel = update.stored_as(self.storage)
+        self.kernel = kernel
+        self._loops = {"float": update, self.storage: kernel}
         # how many random streams a step's kernel takes (bfloat16 state), else 0
-        self._rounding_streams = self.kernel.n_random_streams
+        self._rounding_streams = kernel.n_random_streams
 
     def _resolved(self, settings: Settings, params_dtype: np.dtype | None = None) -> Settings:
         """``settings`` with ``state_dtype=None`` standing for the parameters' dtype, and
@@ -366,7 +375,8 @@ class Optimizer:
         and ``mu``) for the scalar function, where they are not its own."""
         table = self.scalar_table(t, rates, grad_scale, carried)
         for piece in pieces:
-            piece.loop.variant_for(piece.param)(*piece.arrays, *table[piece.group])
+            # every piece has a loop here: the algorithms without one override apply
+            piece.loop.variant_for(piece.param)(*piece.arrays, *table[piece.group])  # type: ignore[union-attr]
 
     def update_layer(
         self,
@@ -387,7 +397,8 @@ class Optimizer:
         view = self._layer_segments[name]
         scalars = self.scalar_table(t, self.learning_rates(t), grad_scale, carried)[view.group]
         param = view.flat_param
-        view.loop.variant_for(param)(param, grad, *view.kernel_states, *view.tail, *scalars)
+        loop = view.loop  # None only for the algorithms that override update_layer
+        loop.variant_for(param)(param, grad, *view.kernel_states, *view.tail, *scalars)  # type: ignore[union-attr]
 
     def learning_rates(self, t: int) -> list[float]:
         """Each group's learning rate for step ``t``, schedules called and checked."""
@@ -620,7 +631,7 @@ class Optimizer:
         """Free the state buffers and every view of them (a sharded optimizer keeps the
         state in slices on its ranks); this optimizer can no longer step."""
         self.state, self._state_order, self.int8 = {}, (), None
-        for cached in CACHED_VIEWS:
+        for cached in self.cached_views:
             self.__dict__.pop(cached, None)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -628,7 +639,7 @@ class Optimizer:
         # view would be an independent array. The settings record is made per declaration,
         # so it travels as a dict.
         # The kernel is the declaration's (compiled code, shared): remade, not copied.
-        skipped = (*CACHED_VIEWS, "kernel", "_loops")
+        skipped = (*self.cached_views, "kernel", "_loops")
         state = {k: v for k, v in self.__dict__.items() if k not in skipped}
         state["settings"] = dataclasses.asdict(self.settings)
         return state
@@ -673,6 +684,10 @@ class Optimizer:
             for key, state in self.state.items()
         }
         return saved
+
+    def layer_state_keys(self, name: str) -> tuple[str, ...]:
+        """The states layer ``name`` keeps: every one (Adafactor's depend on its shape)."""
+        return tuple(self.state)
 
     def state_values(self, key: str) -> dict[str, np.ndarray]:
         """State ``key`` (``'exp_avg'``, ...) as float values by layer, decoded from how it

@@ -21,7 +21,7 @@ class Piece(NamedTuple):
     states: tuple[np.ndarray, ...]  # in the kernel's order
     norm_bounds: np.ndarray  # block bounds of the gradient for the clipping norm
     arrays: tuple  # (param, grad, *states, *tail): the kernel's arguments before the scalars
-    loop: UpdateLoop  # the kernel loop of its storage
+    loop: UpdateLoop | None  # the kernel loop of its storage (None: passes of its own)
 
     @classmethod
     def of(
@@ -33,7 +33,7 @@ class Piece(NamedTuple):
         states: tuple[np.ndarray, ...],
         norm_bounds: np.ndarray,
         tail: tuple,
-        loop: UpdateLoop,
+        loop: UpdateLoop | None,
     ) -> Piece:
         """The piece of these arrays, with ``arrays`` made from them and ``tail`` (the
         kernel's arguments after the states: see FlatRun)."""
@@ -55,7 +55,7 @@ class FlatRun(NamedTuple):
     # the kernel's arguments after the states: (start,) for bfloat16 state, (*scales,
     # bounds, block) for int8, () else
     tail: tuple
-    loop: UpdateLoop  # the kernel loop of its storage
+    loop: UpdateLoop | None  # the kernel loop of its storage (None: passes of its own)
 
 
 class LayerView(NamedTuple):
@@ -71,4 +71,4 @@ class LayerView(NamedTuple):
     # when that is the same)
     norm_bounds: np.ndarray
     tail: tuple  # the kernel's arguments after the states, as FlatRun's
-    loop: UpdateLoop  # the kernel loop of its storage
+    loop: UpdateLoop | None  # the kernel loop of its storage (None: passes of its own)

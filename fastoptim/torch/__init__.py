@@ -126,6 +126,14 @@ class ASGD(FlatOptimizer, torch.optim.ASGD):
     carried = ("eta", "mu")
 
 
+class Adafactor(FlatOptimizer, torch.optim.Adafactor):
+    """``torch.optim.Adafactor`` on flat buffers; :class:`fastoptim.Adafactor` computes the
+    update (``state[p]['row_var']`` and ``['col_var']`` for a parameter of two or more
+    dimensions, ``['variance']`` for the others, as torch)."""
+
+    core_class = staticmethod(lambda group: fastoptim.Adafactor)
+
+
 class Rprop(FlatOptimizer, torch.optim.Rprop):
     """``torch.optim.Rprop`` on flat buffers; :class:`fastoptim.Rprop` computes the update
     (``state[p]['prev']`` and ``['step_size']``; the step sizes start at the group's lr on a
@@ -145,6 +153,7 @@ __all__ = [
     "ASGD",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",

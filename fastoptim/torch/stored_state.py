@@ -24,8 +24,11 @@ SCALES = "_scales"  # the suffix of an int8 state's block scales
 
 
 def keys(core: Optimizer, name: str, state_keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The tensors a parameter's state holds besides ``step``: ``state_keys`` and, for
-    int8 state of a quantized parameter, their scales."""
+    """The tensors a parameter's state holds besides ``step``: those of ``state_keys`` its
+    layer keeps (Adafactor's depend on its shape) and, for int8 state of a quantized
+    parameter, their scales."""
+    kept = core.layer_state_keys(name)
+    state_keys = tuple(key for key in state_keys if key in kept)
     if core.int8 is not None and name in core.int8.quantized:
         return state_keys + tuple(key + SCALES for key in state_keys)
     return state_keys
