@@ -106,9 +106,10 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         if key in optimizer.state:
             # the state's dtype may be a stored one (bfloat16 codes): load_state_dict checks
             # it against this optimizer's state_dtype, and says how to convert
-            _check_flat(flat, target, f"{path}: state {key!r}", any_dtype=True)
+            own = optimizer.state[key].buffer
+            _check_flat(flat, own, f"{path}: state {key!r}", any_dtype=True)
             stored = None if flat.dtype == saved_layout.dtype else flat.dtype
-            views = FlatParams(saved_layout, flat, stored_dtype=stored)
+            views = FlatParams(optimizer.state_layout(key, saved_layout), flat, stored_dtype=stored)
             state[key] = {name: views[name] for name in saved_layout.names}
     state_dict = {
         "algorithm": manifest.get("algorithm"),

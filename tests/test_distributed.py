@@ -134,6 +134,19 @@ def test_shard_without_mpi4py_says_what_to_install(monkeypatch):
         fastoptim.distributed.shard(fastoptim.SGD({"w": __import__("numpy").ones(3)}))
 
 
+def test_an_optimizer_whose_step_needs_whole_layers_is_not_sharded():
+    """Adafactor's slices would get their own RMS and no factors: other numbers, refused."""
+    import numpy as np
+
+    import fastoptim
+    import fastoptim.distributed
+
+    opt = fastoptim.Adafactor({"W": np.ones((4, 3))})
+    with pytest.raises(TypeError, match="Adafactor cannot be sharded: its step needs sums"):
+        fastoptim.distributed.shard(opt)
+    opt.step({"W": np.ones((4, 3))})  # its state was not released
+
+
 def test_the_demo_runs_sharded_and_prints_what_one_process_does():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), NUMBA_NUM_THREADS="1")
     command = [sys.executable, "-m", "fastoptim", "demo", "--distributed", "--epochs", "30"]

@@ -39,6 +39,12 @@ def shard(optimizer: Optimizer, comm: Any = None, reduce: str = "mean") -> Shard
         ``step(grads)`` takes this rank's gradients; ``params`` are the full parameters,
         the same on every rank after each step; ``state`` is this rank's slice.
     """
+    if optimizer.declaration.kernel is None:  # checked before anything is imported or released
+        raise TypeError(
+            f"{type(optimizer).__name__} cannot be sharded: its step needs sums over whole "
+            "layers (Adafactor: the RMS of the parameters and of the update, the row and "
+            "column means), which a rank's slice of the buffer does not hold; run it unsharded"
+        )
     try:
         from mpi4py import MPI
     except ImportError as error:

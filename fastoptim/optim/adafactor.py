@@ -178,7 +178,7 @@ class Adafactor(Optimizer):
     def __init__(self, params: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(params, *args, **kwargs)
         self.state_names = FACTORS
-        self.state = {key: FlatParams(self._factor_layout(key)) for key in FACTORS}
+        self.state = {key: FlatParams(self.state_layout(key, self.layout)) for key in FACTORS}
 
     def layer_state_keys(self, name: str) -> tuple[str, ...]:
         """``('row_var', 'col_var')`` for a layer of two or more dimensions, else
@@ -186,9 +186,11 @@ class Adafactor(Optimizer):
         factored = len(self.layout.shapes[self.layout.index(name)]) >= 2
         return FACTORS[:2] if factored else FACTORS[2:]
 
-    def _factor_layout(self, key: str) -> Layout:
-        shapes = [factor_shapes(self.layout.shapes[i])[key] for i in range(len(self.layout))]
-        return Layout(self.layout.names, shapes, self.layout.dtype)
+    def state_layout(self, key: str, layout: Layout) -> Layout:
+        """State ``key``'s layout for parameters laid out as ``layout``: each layer's entry
+        of ``factor_shapes``."""
+        shapes = [factor_shapes(shape)[key] for shape in layout.shapes]
+        return Layout(layout.names, shapes, layout.dtype)
 
     # -- the step -----------------------------------------------------------------------------
     def apply(

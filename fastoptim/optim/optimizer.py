@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fastoptim import kernels, schedules
-from fastoptim.flat import FlatParams, flatten
+from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.kernels import UpdateLoop, new_record
 from fastoptim.optim import blockwise, state_dtypes
 from fastoptim.optim.blockwise import Int8Storage
@@ -684,6 +684,11 @@ class Optimizer:
             for key, state in self.state.items()
         }
         return saved
+
+    def state_layout(self, key: str, layout: Layout) -> Layout:
+        """How state ``key`` of parameters laid out as ``layout`` is laid out: as they are
+        (Adafactor's factors are smaller)."""
+        return layout
 
     def layer_state_keys(self, name: str) -> tuple[str, ...]:
         """The states layer ``name`` keeps: every one (Adafactor's depend on its shape)."""
