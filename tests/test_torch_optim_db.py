@@ -11,10 +11,11 @@ torch's format key for key, loads both ways through ``torch.save``/``torch.load(
 True)`` and training goes on alike, and a deepcopy keeps every public attribute and steps
 its own copied parameters. Every error input raises (or warns) as torch's tests require.
 
-Bounds: float64 within 1e-10 of the weights' scale after every step, or within twice the
-spread between torch's own for-loop and fused (else foreach) forms on the same run where
-that is larger (ASGD's foreach form computes eta in float32 arithmetic). float32 within
-twice that spread, measured here, and never tighter than a few float32 roundings per step.
+Bounds: float64 within 1e-10 of the weights' scale after every step (for ASGD, whose
+foreach form computes eta in float32 arithmetic, or twice the spread between torch's own
+two forms on the same run where that is larger). float32 within twice the spread between
+torch's for-loop and fused (else foreach) forms, measured here, and never tighter than a
+few float32 roundings per step.
 """
 
 from __future__ import annotations
@@ -142,14 +143,21 @@ def other_form(name: str, kwargs: dict) -> dict:
     return {**kwargs, "foreach": not kwargs.get("foreach", False)}
 
 
+# classes whose two torch forms give other numbers in float64 too (ASGD's foreach form
+# computes eta in float32 arithmetic): there the float64 bound takes their spread
+FLOAT64_FORMS_DIFFER = {"ASGD"}
+
+
 def train_side_by_side(name: str, kwargs: dict, dtype: torch.dtype):
     sides = {
         "torch": Side(getattr(torch.optim, name), name, kwargs, dtype),
         "ours": Side(getattr(fastoptim_torch, name), name, kwargs, dtype),
     }
-    sides["torch other form"] = Side(
-        getattr(torch.optim, name), name, other_form(name, kwargs), dtype
-    )
+    compare_forms = dtype == torch.float32 or name in FLOAT64_FORMS_DIFFER
+    if compare_forms:
+        sides["torch other form"] = Side(
+            getattr(torch.optim, name), name, other_form(name, kwargs), dtype
+        )
     data = batches(dtype, STEPS + 3)
     distances, spreads = [], []
     for t in range(STEPS):
@@ -160,13 +168,14 @@ def train_side_by_side(name: str, kwargs: dict, dtype: torch.dtype):
             side.train_step(t, data[t])
         reference = sides["torch"].weights()
         distances.append(distance(reference, sides["ours"].weights()))
-        spreads.append(distance(reference, sides["torch other form"].weights()))
+        if compare_forms:
+            spreads.append(distance(reference, sides["torch other form"].weights()))
     return sides, data, distances, spreads
 
 
 def bound(dtype: torch.dtype, spreads: list[float], steps: int) -> float:
-    if dtype == torch.float64:  # ASGD's foreach form computes eta in float32 arithmetic
-        return max(FLOAT64_BOUND, 2 * max(spreads))
+    if dtype == torch.float64:
+        return max(FLOAT64_BOUND, 2 * max(spreads, default=0.0))
     return max(2 * max(spreads), FLOAT32_FLOOR_PER_STEP * steps)
 
 
