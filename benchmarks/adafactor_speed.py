@@ -31,17 +31,19 @@ MODELS = {
 }
 
 
-@numba.njit(parallel=True)
+# the sums are fastmath, in float32: the fastest arithmetic for their traffic (a roof need not
+# keep its bits)
+@numba.njit(parallel=True, fastmath=True)
 def _sum_two(a, b):
-    total = 0.0
+    total = np.float32(0.0)
     for i in numba.prange(a.size):
         total += a[i] + b[i]
     return total
 
 
-@numba.njit(parallel=True)
+@numba.njit(parallel=True, fastmath=True)
 def _sum_one(a):
-    total = 0.0
+    total = np.float32(0.0)
     for i in numba.prange(a.size):
         total += a[i]
     return total
@@ -53,9 +55,9 @@ def _add(p, g):
         p[i] += g[i]
 
 
-@numba.njit(parallel=True)
+@numba.njit(parallel=True, fastmath=True)
 def _update_state(p, g, v):
-    total = 0.0
+    total = np.float32(0.0)
     for i in numba.prange(p.size):
         v[i] += g[i]
         total += p[i]

@@ -31,7 +31,7 @@ import numpy as np
 from numba import types
 
 from fastoptim.kernels.compiled import CompiledLoop
-from fastoptim.kernels.norm import sum_of_squares
+from fastoptim.kernels.lanes import LANES, fold, new_lanes, sum_squares
 
 # the rows of a unit hold at least this many elements, and at least MIN_UNIT_ROWS rows (each
 # unit writes and the caller reads its column sums: 1/64 of a wide layer's size, in float64)
@@ -39,9 +39,87 @@ UNIT_ELEMENTS = 8192
 MIN_UNIT_ROWS = 64
 
 
-# Partial sums: element k of a row (or block) goes to partial sum k % 4, and the four are
-# added in a fixed order, as the clipping norm's: the adds of one do not wait on another's,
-# and the bits depend neither on the machine's vector width nor on the thread count.
+# Every row is read in chunks of lanes.LANES elements through slices, which LLVM knows to be
+# in bounds (an index ``row * n + c`` is not: its wraparound check stops the vectorising).
+# Rows go four at a time where a unit has them: a column's partial, read and written in L2
+# for wide layers, then changes once per four elements.
+
+
+@numba.njit(inline="always")
+def _four_rows(a, offset, n, chunk, end):
+    # columns chunk:end of the four rows starting at offset, offset + n, ...
+    return (
+        a[offset + chunk : offset + end],
+        a[offset + n + chunk : offset + n + end],
+        a[offset + 2 * n + chunk : offset + 2 * n + end],
+        a[offset + 3 * n + chunk : offset + 3 * n + end],
+    )
+
+
+@numba.njit(inline="always")
+def _four_lane_sets(lanes, width):
+    # the first ``width`` lanes of sets 0 to 3
+    return (
+        lanes[:width],
+        lanes[LANES : LANES + width],
+        lanes[2 * LANES : 2 * LANES + width],
+        lanes[3 * LANES : 3 * LANES + width],
+    )
+
+
+@numba.njit(inline="always")
+def _sums_of_four_rows(lanes, cols, p, g, offset, n, scale):
+    # rows at offset, +n, +2n, +3n: lanes 0-3 take each row's (scale g)**2, lanes 4 all p**2
+    for chunk in range(0, n, LANES):
+        end = min(chunk + LANES, n)
+        width = end - chunk
+        g0, g1, g2, g3 = _four_rows(g, offset, n, chunk, end)
+        p0, p1, p2, p3 = _four_rows(p, offset, n, chunk, end)
+        r0, r1, r2, r3 = _four_lane_sets(lanes, width)
+        squares = lanes[4 * LANES : 4 * LANES + width]
+        column = cols[chunk:end]
+        for k in range(width):
+            x0 = np.float64(g0[k]) * scale
+            x1 = np.float64(g1[k]) * scale
+            x2 = np.float64(g2[k]) * scale
+            x3 = np.float64(g3[k]) * scale
+            s0, s1, s2, s3 = x0 * x0, x1 * x1, x2 * x2, x3 * x3
+            r0[k] += s0
+            r1[k] += s1
+            r2[k] += s2
+            r3[k] += s3
+            column[k] += (s0 + s1) + (s2 + s3)
+            q0, q1 = np.float64(p0[k]), np.float64(p1[k])
+            q2, q3 = np.float64(p2[k]), np.float64(p3[k])
+            squares[k] += (q0 * q0 + q1 * q1) + (q2 * q2 + q3 * q3)
+
+
+@numba.njit(inline="always")
+def _sums_of_one_row(lanes, cols, p, g, offset, n, scale):
+    # one row: lanes 0 take its (scale g)**2, lanes 4 its p**2
+    for chunk in range(0, n, LANES):
+        end = min(chunk + LANES, n)
+        width = end - chunk
+        g0 = g[offset + chunk : offset + end]
+        p0 = p[offset + chunk : offset + end]
+        r0 = lanes[:width]
+        squares = lanes[4 * LANES : 4 * LANES + width]
+        column = cols[chunk:end]
+        for k in range(width):
+            x0 = np.float64(g0[k]) * scale
+            q0 = np.float64(p0[k])
+            r0[k] += x0 * x0
+            column[k] += x0 * x0
+            squares[k] += q0 * q0
+
+
+@numba.njit(inline="always")
+def _row_sum(lanes, which):
+    # fold lanes set ``which`` into one row's sum and zero it for the next row
+    row_lanes = lanes[which * LANES : (which + 1) * LANES]
+    total = fold(row_lanes)
+    row_lanes[:] = 0.0
+    return total
 
 
 def _factored_sums_body(loop):
@@ -50,47 +128,52 @@ def _factored_sums_body(loop):
         # its column sums col_partials[u * n_cols:(u + 1) * n_cols] and its sum of p**2, in
         # one sweep of each row (a wide row does not stay in L1 for a second)
         for unit in loop(p_partials.size):
-            base = unit * n_cols
-            for c in range(n_cols):
-                col_partials[base + c] = 0.0
-            p0 = p1 = p2 = p3 = 0.0
-            for row in range(row_bounds[unit], row_bounds[unit + 1]):
-                offset = row * n_cols
-                s0 = s1 = s2 = s3 = 0.0
-                c = 0
-                while c + 4 <= n_cols:
-                    x0 = np.float64(g[offset + c]) * scale
-                    x1 = np.float64(g[offset + c + 1]) * scale
-                    x2 = np.float64(g[offset + c + 2]) * scale
-                    x3 = np.float64(g[offset + c + 3]) * scale
-                    q0 = np.float64(p[offset + c])
-                    q1 = np.float64(p[offset + c + 1])
-                    q2 = np.float64(p[offset + c + 2])
-                    q3 = np.float64(p[offset + c + 3])
-                    col_partials[base + c] += x0 * x0
-                    col_partials[base + c + 1] += x1 * x1
-                    col_partials[base + c + 2] += x2 * x2
-                    col_partials[base + c + 3] += x3 * x3
-                    s0 += x0 * x0
-                    s1 += x1 * x1
-                    s2 += x2 * x2
-                    s3 += x3 * x3
-                    p0 += q0 * q0
-                    p1 += q1 * q1
-                    p2 += q2 * q2
-                    p3 += q3 * q3
-                    c += 4
-                while c < n_cols:
-                    x0 = np.float64(g[offset + c]) * scale
-                    q0 = np.float64(p[offset + c])
-                    col_partials[base + c] += x0 * x0
-                    s0 += x0 * x0
-                    p0 += q0 * q0
-                    c += 1
-                row_sums[row] = (s0 + s1) + (s2 + s3)
-            p_partials[unit] = (p0 + p1) + (p2 + p3)
+            cols = col_partials[unit * n_cols : (unit + 1) * n_cols]
+            cols[:] = 0.0
+            lanes = new_lanes(5)
+            row, last = row_bounds[unit], row_bounds[unit + 1]
+            while row + 4 <= last:
+                _sums_of_four_rows(lanes, cols, p, g, row * n_cols, n_cols, scale)
+                for which in range(4):
+                    row_sums[row + which] = _row_sum(lanes, which)
+                row += 4
+            while row < last:
+                _sums_of_one_row(lanes, cols, p, g, row * n_cols, n_cols, scale)
+                row_sums[row] = _row_sum(lanes, 0)
+                row += 1
+            p_partials[unit] = fold(lanes[4 * LANES :])
 
     return factored_sums
+
+
+@numba.njit(inline="always")
+def _weighted_squares_of_four_rows(lanes, g, offset, n, scale, w0, w1, w2, w3, col_weights):
+    # lanes += sum over the four rows of (scale g)**2 row_weight, times the column's weight
+    for chunk in range(0, n, LANES):
+        end = min(chunk + LANES, n)
+        width = end - chunk
+        g0, g1, g2, g3 = _four_rows(g, offset, n, chunk, end)
+        weights = col_weights[chunk:end]
+        into = lanes[:width]
+        for k in range(width):
+            x0 = np.float64(g0[k]) * scale
+            x1 = np.float64(g1[k]) * scale
+            x2 = np.float64(g2[k]) * scale
+            x3 = np.float64(g3[k]) * scale
+            rows = (x0 * x0 * w0 + x1 * x1 * w1) + (x2 * x2 * w2 + x3 * x3 * w3)
+            into[k] += rows * weights[k]
+
+
+@numba.njit(inline="always")
+def _weighted_squares_of_one_row(lanes, g, offset, n, scale, w0, col_weights):
+    for chunk in range(0, n, LANES):
+        end = min(chunk + LANES, n)
+        g0 = g[offset + chunk : offset + end]
+        weights = col_weights[chunk:end]
+        into = lanes[: end - chunk]
+        for k in range(g0.size):
+            x0 = np.float64(g0[k]) * scale
+            into[k] += x0 * x0 * w0 * weights[k]
 
 
 def _scaled_update_squares_body(loop):
@@ -99,13 +182,22 @@ def _scaled_update_squares_body(loop):
         # where no clamp applies: u**2 = (scale g)**2 row_weight col_weight, the weights
         # 1 / row_factor and 1 / col_var in float64
         for unit in loop(u_partials.size):
-            total = 0.0
-            for row in range(row_bounds[unit], row_bounds[unit + 1]):
-                offset = row * n_cols
-                cols = (row // n_rows) * n_cols
-                row_sum = sum_of_squares(g, offset, offset + n_cols, scale, col_weights, cols)
-                total += row_sum * row_weights[row]
-            u_partials[unit] = total
+            lanes = new_lanes(1)
+            row, last = row_bounds[unit], row_bounds[unit + 1]
+            cols = (row // n_rows) * n_cols
+            weights = col_weights[cols : cols + n_cols]
+            while row + 4 <= last:
+                _weighted_squares_of_four_rows(
+                    lanes, g, row * n_cols, n_cols, scale, row_weights[row],
+                    row_weights[row + 1], row_weights[row + 2], row_weights[row + 3], weights,
+                )  # fmt: skip
+                row += 4
+            while row < last:
+                _weighted_squares_of_one_row(
+                    lanes, g, row * n_cols, n_cols, scale, row_weights[row], weights
+                )
+                row += 1
+            u_partials[unit] = fold(lanes)
 
     return scaled_update_squares
 
@@ -116,22 +208,22 @@ def _factored_update_squares_body(loop):
     ):
         # each unit's sum of u**2, u = scale g / sqrt(max(row_factor * col_var, eps1**2))
         for unit in loop(u_partials.size):
-            s0 = s1 = 0.0
-            for row in range(row_bounds[unit], row_bounds[unit + 1]):
-                offset = row * n_cols
-                cols = (row // n_rows) * n_cols
+            lanes = new_lanes(1)
+            first, last = row_bounds[unit], row_bounds[unit + 1]
+            cols = (first // n_rows) * n_cols
+            variances = col_var[cols : cols + n_cols]
+            for row in range(first, last):
                 factor = row_factors[row]
-                c = 0
-                while c + 2 <= n_cols:
-                    x0 = np.float64(g[offset + c]) * scale
-                    x1 = np.float64(g[offset + c + 1]) * scale
-                    s0 += x0 * x0 / max(factor * col_var[cols + c], eps1_squared)
-                    s1 += x1 * x1 / max(factor * col_var[cols + c + 1], eps1_squared)
-                    c += 2
-                if c < n_cols:
-                    x0 = np.float64(g[offset + c]) * scale
-                    s0 += x0 * x0 / max(factor * col_var[cols + c], eps1_squared)
-            u_partials[unit] = s0 + s1
+                offset = row * n_cols
+                for chunk in range(0, n_cols, LANES):
+                    end = min(chunk + LANES, n_cols)
+                    g0 = g[offset + chunk : offset + end]
+                    column = variances[chunk:end]
+                    into = lanes[: end - chunk]
+                    for k in range(g0.size):
+                        x0 = np.float64(g0[k]) * scale
+                        into[k] += x0 * x0 / max(factor * column[k], eps1_squared)
+            u_partials[unit] = fold(lanes)
 
     return factored_update_squares
 
@@ -140,14 +232,15 @@ def _scaled_step_body(loop):
     def scaled_step(p, g, decay, n_cols, n_rows, row_bounds, row_coefficients, col_roots):
         # where no clamp applies: p = decay p - (step scale / sqrt(row_factor)) g / sqrt(col)
         for unit in loop(row_bounds.size - 1):
-            for row in range(row_bounds[unit], row_bounds[unit + 1]):
-                offset = row * n_cols
-                cols = (row // n_rows) * n_cols
+            first, last = row_bounds[unit], row_bounds[unit + 1]
+            cols = (first // n_rows) * n_cols
+            roots = col_roots[cols : cols + n_cols]
+            for row in range(first, last):
+                params = p[row * n_cols : (row + 1) * n_cols]
+                grads = g[row * n_cols : (row + 1) * n_cols]
                 coefficient = row_coefficients[row]
                 for c in range(n_cols):
-                    p[offset + c] = p[offset + c] * decay - coefficient * (
-                        g[offset + c] * col_roots[cols + c]
-                    )
+                    params[c] = params[c] * decay - coefficient * (grads[c] * roots[c])
 
     return scaled_step
 
@@ -158,14 +251,17 @@ def _factored_step_body(loop):
     ):
         # p = decay p - step u, in the parameters' dtype
         for unit in loop(row_bounds.size - 1):
-            for row in range(row_bounds[unit], row_bounds[unit + 1]):
-                offset = row * n_cols
-                cols = (row // n_rows) * n_cols
+            first, last = row_bounds[unit], row_bounds[unit + 1]
+            cols = (first // n_rows) * n_cols
+            variances = col_var[cols : cols + n_cols]
+            for row in range(first, last):
+                params = p[row * n_cols : (row + 1) * n_cols]
+                grads = g[row * n_cols : (row + 1) * n_cols]
                 factor = row_factors[row]
                 for c in range(n_cols):
-                    variance = max(factor * col_var[cols + c], eps1_squared)
-                    update = (scale * g[offset + c]) / np.sqrt(variance)
-                    p[offset + c] = p[offset + c] * decay - step * update
+                    variance = max(factor * variances[c], eps1_squared)
+                    update = (scale * grads[c]) / np.sqrt(variance)
+                    params[c] = params[c] * decay - step * update
 
     return factored_step
 
@@ -175,31 +271,23 @@ def _vector_sums_body(loop):
         # v moves a fraction ``weight`` of the way to (scale g)**2 (written); each block's
         # sums of p**2 and of u**2, u = scale g / sqrt(max(v, eps1**2))
         for block in loop(p_partials.size):
-            stop = bounds[block + 1]
-            for i in range(bounds[block], stop):  # no reduction: packed
-                x = scale * g[i]
-                v[i] = v[i] + weight * (x * x - v[i])
-            p_partials[block] = sum_of_squares(p, bounds[block], stop, 1.0, None, 0)
-            u_partials[block] = _update_squares(g, v, bounds[block], stop, scale, eps1_squared)
+            start, stop = bounds[block], bounds[block + 1]
+            params, grads, variances = p[start:stop], g[start:stop], v[start:stop]
+            for i in range(grads.size):  # no reduction: packed
+                x = scale * grads[i]
+                variances[i] = variances[i] + weight * (x * x - variances[i])
+            p_partials[block] = sum_squares(params, 0, params.size, 1.0)
+            lanes = new_lanes(1)
+            for chunk in range(0, grads.size, LANES):
+                end = min(chunk + LANES, grads.size)
+                g0, v0 = grads[chunk:end], variances[chunk:end]
+                into = lanes[: end - chunk]
+                for k in range(g0.size):
+                    x0 = np.float64(g0[k]) * scale
+                    into[k] += x0 * x0 / max(np.float64(v0[k]), eps1_squared)
+            u_partials[block] = fold(lanes)
 
     return vector_sums
-
-
-@numba.njit(inline="always")
-def _update_squares(g, v, start, stop, scale, eps1_squared):
-    """sum of (scale g)**2 / max(v, eps1**2) over [start, stop), in float64."""
-    s0 = s1 = 0.0
-    i = start
-    while i + 2 <= stop:
-        x0 = np.float64(g[i]) * scale
-        x1 = np.float64(g[i + 1]) * scale
-        s0 += x0 * x0 / max(np.float64(v[i]), eps1_squared)
-        s1 += x1 * x1 / max(np.float64(v[i + 1]), eps1_squared)
-        i += 2
-    if i < stop:
-        x0 = np.float64(g[i]) * scale
-        s0 += x0 * x0 / max(np.float64(v[i]), eps1_squared)
-    return s0 + s1
 
 
 def _vector_step_body(loop):

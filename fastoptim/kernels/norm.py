@@ -2,9 +2,9 @@
 
 Each layer is cut into fixed blocks of ``BLOCK`` elements from its own start, whatever the
 thread count and however the gradients arrive (one flat buffer, runs of layers, or one
-array per layer). Each block's sum of squares is taken in float64 in a fixed order (four
-interleaved partial sums, for speed) and all block sums, in layer order, are added by one
-fixed reduction. So the norm has the same bits for 1 or 2 threads and for flat or per-layer
+array per layer). Each block's sum of squares is taken in float64 in a fixed order (in
+``lanes``, which vectorise) and all block sums, in layer order, are added by one fixed
+reduction. So the norm has the same bits for 1 or 2 threads and for flat or per-layer
 gradients, and a NaN or Inf anywhere makes it NaN or Inf: the non-finite check rides on it.
 """
 
@@ -18,45 +18,16 @@ import numpy as np
 from numba import types
 
 from fastoptim.kernels.compiled import CompiledLoop
+from fastoptim.kernels.lanes import sum_squares
 
 BLOCK = 8192
-
-
-@numba.njit(inline="always")
-def sum_of_squares(a, start, stop, scale, weights, weights_start):
-    """sum of (scale a[i])**2 weights[weights_start + i - start] over [start, stop) in
-    float64 (weights None: 1), four interleaved partial sums added in a fixed order."""
-    shift = weights_start - start
-    s0 = s1 = s2 = s3 = 0.0
-    i = start
-    while i + 4 <= stop:
-        x0 = np.float64(a[i]) * scale
-        x1 = np.float64(a[i + 1]) * scale
-        x2 = np.float64(a[i + 2]) * scale
-        x3 = np.float64(a[i + 3]) * scale
-        if weights is None:
-            s0 += x0 * x0
-            s1 += x1 * x1
-            s2 += x2 * x2
-            s3 += x3 * x3
-        else:
-            s0 += x0 * x0 * weights[shift + i]
-            s1 += x1 * x1 * weights[shift + i + 1]
-            s2 += x2 * x2 * weights[shift + i + 2]
-            s3 += x3 * x3 * weights[shift + i + 3]
-        i += 4
-    while i < stop:
-        x0 = np.float64(a[i]) * scale
-        s0 += x0 * x0 if weights is None else x0 * x0 * weights[shift + i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
 
 
 def _block_sums_of_squares_body(loop):
     def block_sums_of_squares(grad, bounds, block_sums):
         # block b is grad[bounds[b]:bounds[b + 1]]; writes block_sums[b]
         for block in loop(block_sums.size):
-            block_sums[block] = sum_of_squares(grad, bounds[block], bounds[block + 1], 1.0, None, 0)
+            block_sums[block] = sum_squares(grad, bounds[block], bounds[block + 1], 1.0)
 
     return block_sums_of_squares
 
