@@ -1,14 +1,14 @@
 """Adafactor's step against torch's for-loop and foreach forms and against the roof of the
-passes it makes, timed in interleaved rounds: a report run by hand (needs torch).
+passes it makes (fastoptim.kernels.passes_roof), timed in interleaved rounds: a report run by
+hand (needs torch).
 
     python benchmarks/adafactor_speed.py [--threads 2] [--rounds 15]
 
 Models: a 1000 x 9999 matrix (factored: 3 passes, 24 bytes per float32 element), a
 9,999,000-element vector (full second moment: 2 passes, 32 bytes), and the bench's torch
 models linear-100m and linear-many (weights factored, biases full). The roof is the same
-traffic with trivial arithmetic (Numba loops: a sum over p and g, a sum over g, p += g for
-a factored layer; a read of p, g, v with v written, then p written, for a full one). Each
-round steps every contender once, in turn; prints medians in ms and the ratios.
+traffic with trivial arithmetic, over one buffer per kind of layer. Each round steps every
+contender once, in turn; prints medians in ms and the ratios.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 import fastoptim
 from fastoptim.bench.problems import model_shapes
+from fastoptim.kernels.passes_roof import adafactor_roof
 
 MODELS = {
     "1000x9999": (("W", (1000, 9999)),),
@@ -29,57 +30,6 @@ MODELS = {
     "linear-100m": model_shapes("linear-100m"),
     "linear-many": model_shapes("linear-many"),
 }
-
-
-# the sums are fastmath, in float32: the fastest arithmetic for their traffic (a roof need not
-# keep its bits)
-@numba.njit(parallel=True, fastmath=True)
-def _sum_two(a, b):
-    total = np.float32(0.0)
-    for i in numba.prange(a.size):
-        total += a[i] + b[i]
-    return total
-
-
-@numba.njit(parallel=True, fastmath=True)
-def _sum_one(a):
-    total = np.float32(0.0)
-    for i in numba.prange(a.size):
-        total += a[i]
-    return total
-
-
-@numba.njit(parallel=True)
-def _add(p, g):
-    for i in numba.prange(p.size):
-        p[i] += g[i]
-
-
-@numba.njit(parallel=True, fastmath=True)
-def _update_state(p, g, v):
-    total = np.float32(0.0)
-    for i in numba.prange(p.size):
-        v[i] += g[i]
-        total += p[i]
-    return total
-
-
-@numba.njit(parallel=True)
-def _add_from_state(p, g, v):
-    for i in numba.prange(p.size):
-        p[i] += g[i] + v[i]
-
-
-def roof_step(params, grads, variances):
-    for name, p in params.items():
-        g = grads[name]
-        if p.ndim >= 2:
-            _sum_two(p.reshape(-1), g.reshape(-1))
-            _sum_one(g.reshape(-1))
-            _add(p.reshape(-1), g.reshape(-1))
-        else:
-            _update_state(p, g, variances[name])
-            _add_from_state(p, g, variances[name])
 
 
 def contenders(shapes):
@@ -102,9 +52,7 @@ def contenders(shapes):
         for tensor, (n, _) in zip(tensors, shapes, strict=True):
             tensor.grad = torch.tensor(grads[n])
         made[label] = cls(tensors, lr=1e-3, **options).step
-    roof_params = {n: p.copy() for n, p in params.items()}
-    variances = {n: np.zeros_like(p) for n, p in params.items() if p.ndim < 2}
-    made["roof"] = lambda: roof_step(roof_params, grads, variances)
+    made["roof"] = adafactor_roof([shape for _, shape in shapes], np.dtype(np.float32))
     return made
 
 

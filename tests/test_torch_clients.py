@@ -178,22 +178,27 @@ def test_accelerate_prepare_of_an_optimizer_with_state_matches_torch():
 
 
 # -- ZeroRedundancyOptimizer --------------------------------------------------------------------
+ZERO_CLASSES = ("AdamW", "ASGD", "Adafactor")  # ASGD carries eta and mu; Adafactor factors
+
+
 def test_zero_redundancy_optimizer_on_two_gloo_processes_matches_torch():
-    """tests/zero_worker.py: DDP + ZeroRedundancyOptimizer(optimizer_class=...AdamW), with and
-    without parameters_as_bucket_view, resumed through consolidate_state_dict and
-    load_state_dict; both ranks, every step, within 1e-10 of torch.optim.AdamW."""
+    """tests/zero_worker.py: DDP + ZeroRedundancyOptimizer(optimizer_class=...) for AdamW,
+    ASGD and Adafactor, with and without parameters_as_bucket_view, resumed through
+    consolidate_state_dict and load_state_dict; both ranks, every step, within 1e-10 of the
+    torch.optim class of the same name."""
     worker = Path(__file__).with_name("zero_worker.py")
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     done = subprocess.run(
-        [sys.executable, str(worker)], capture_output=True, text=True, timeout=240, env=env
-    )
+        [sys.executable, str(worker), *ZERO_CLASSES],
+        capture_output=True, text=True, timeout=360, env=env,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sorted((rank, view) for rank, view, _ in results) == [
-        (0, False), (0, True), (1, False), (1, True)
-    ]  # fmt: skip
-    for rank, bucket_view, gap in results:
-        assert gap <= FLOAT64_BOUND, f"rank {rank}, bucket view {bucket_view}: {gap:.3g}"
+    assert sorted((name, rank, view) for name, rank, view, _ in results) == sorted(
+        (name, rank, view) for name in ZERO_CLASSES for rank in (0, 1) for view in (False, True)
+    )
+    for name, rank, bucket_view, gap in results:
+        assert gap <= FLOAT64_BOUND, f"{name}, rank {rank}, bucket view {bucket_view}: {gap:.3g}"
 
 
 # -- swa_utils and schedulers that change betas and momentum ------------------------------------

@@ -1,10 +1,11 @@
-"""ZeroRedundancyOptimizer over fastoptim.torch.AdamW and over torch.optim.AdamW, side by
-side, with DDP on 2 gloo processes on localhost (run by test_torch_clients.py).
+"""ZeroRedundancyOptimizer over a fastoptim.torch class and over the torch.optim class of the
+same name, side by side, with DDP on 2 gloo processes on localhost (run by
+test_torch_clients.py): ``python zero_worker.py AdamW ASGD Adafactor`` (default AdamW).
 
 Each rank trains both on its own batches for 8 steps, with ``parameters_as_bucket_view``
 False and True; before step 4 it resumes: ``consolidate_state_dict()`` to rank 0, a new
-model and ZeroRedundancyOptimizer, ``load_state_dict``. Prints one JSON line: per rank and
-bucket view, the largest difference between the two trajectories (weights' scale 1).
+model and ZeroRedundancyOptimizer, ``load_state_dict``. Prints one JSON line: per class, rank
+and bucket view, the largest difference between the two trajectories (weights' scale 1).
 """
 
 from __future__ import annotations
@@ -63,15 +64,16 @@ def trajectory(optimizer_class, bucket_view: bool, rank: int) -> torch.Tensor:
     return torch.stack(weights)
 
 
-def run(rank: int, port: int, queue) -> None:
+def run(rank: int, port: int, names: list[str], queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     import fastoptim.torch
 
-    for bucket_view in (False, True):
-        ours = trajectory(fastoptim.torch.AdamW, bucket_view, rank)
-        theirs = trajectory(torch.optim.AdamW, bucket_view, rank)
-        queue.put([rank, bucket_view, float((ours - theirs).abs().max())])
+    for name in names:
+        for bucket_view in (False, True):
+            ours = trajectory(getattr(fastoptim.torch, name), bucket_view, rank)
+            theirs = trajectory(getattr(torch.optim, name), bucket_view, rank)
+            queue.put([name, rank, bucket_view, float((ours - theirs).abs().max())])
     dist.destroy_process_group()
 
 
@@ -79,12 +81,13 @@ def main() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    names = sys.argv[1:] or ["AdamW"]
     context = mp.get_context("spawn")  # Numba's OpenMP layer is not fork-safe
     queue = context.Queue()
-    processes = [context.Process(target=run, args=(r, port, queue)) for r in range(WORLD)]
+    processes = [context.Process(target=run, args=(r, port, names, queue)) for r in range(WORLD)]
     for process in processes:
         process.start()
-    results = [queue.get(timeout=150) for _ in range(2 * WORLD)]
+    results = [queue.get(timeout=150) for _ in range(2 * WORLD * len(names))]
     for process in processes:
         process.join(30)
     print(json.dumps(results))

@@ -8,7 +8,7 @@ drop-in where there is one, and DeepSpeedCPUAdam where it implements the algorit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import fastoptim
+from fastoptim.kernels import passes_roof
 
 LR = 1e-3
 
@@ -28,6 +29,10 @@ class BenchAlgorithm:
     torch_options: dict[str, Any] = field(default_factory=dict)
     course: bool = False  # has a course drop-in (course dicts, numpy reference)
     deepspeed_options: dict[str, Any] | None = None  # DeepSpeedCPUAdam(**options), if any
+    # for a step of several passes (not one elementwise kernel): the elements it moves per
+    # element of a layer of a shape, and a roof step with the same passes over those shapes
+    traffic: Callable[[tuple[int, ...]], int] | None = None
+    roof: Callable[[Sequence[tuple[int, ...]], np.dtype], Callable[[], None]] | None = None
 
     @cached_property
     def n_state(self) -> int:
@@ -35,6 +40,11 @@ class BenchAlgorithm:
         from the algorithm's declaration, for the settings ``make`` uses."""
         probe = self.make({"w": np.zeros(1)})
         return len(probe.declaration.state_names(probe.settings))
+
+    @cached_property
+    def elementwise(self) -> bool:
+        """Whether the step is one elementwise kernel (the kernel-alone row times it)."""
+        return self.make({"w": np.zeros(1)}).declaration.kernel is not None
 
 
 ALGORITHMS = {
@@ -81,6 +91,13 @@ ALGORITHMS = {
         BenchAlgorithm("adadelta", lambda p, **kw: fastoptim.Adadelta(p, lr=LR, **kw), "Adadelta"),
         BenchAlgorithm("rprop", lambda p, **kw: fastoptim.Rprop(p, lr=LR, **kw), "Rprop"),
         BenchAlgorithm("asgd", lambda p, **kw: fastoptim.ASGD(p, lr=LR, **kw), "ASGD"),
+        BenchAlgorithm(
+            "adafactor",
+            lambda p, **kw: fastoptim.Adafactor(p, lr=LR, **kw),
+            "Adafactor",
+            traffic=passes_roof.traffic,
+            roof=passes_roof.adafactor_roof,
+        ),
         # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
         BenchAlgorithm(
             "lion",

@@ -89,14 +89,17 @@ class KernelAlone(FastoptimFlat):
 
     name = "fastoptim kernel alone"
 
+    def available(self, problem: Problem) -> str | None:
+        if not problem.spec.elementwise:
+            return f"{problem.algorithm}'s step is several passes, not one elementwise kernel"
+        return None
+
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
         super().setup(problem, parameters, grads)
         optimizer = self.optimizer
         scalars = optimizer.scalar_table(1, optimizer.learning_rates(1))[0]  # no groups
         # one piece, or two with int8 state (its small layers keep float32 state)
         pieces = optimizer.plan(self.grads)
-        if any(piece.loop is None for piece in pieces):
-            raise NotImplementedError(f"{problem.algorithm} has no one elementwise kernel")
         self.calls = [direct_call(piece.loop, piece.arrays, scalars) for piece in pieces]  # type: ignore[arg-type]
 
     def step(self) -> None:
@@ -131,6 +134,9 @@ class Roof(Contender):
     name = "roof"
 
     def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        if problem.spec.roof is not None:  # a step of several passes: the same passes
+            self.call = problem.spec.roof([shape for _, shape in problem.shapes], problem.dtype)
+            return
         n_state = problem.spec.n_state
         params = fastoptim.flatten(parameters)
         grad = params.zeros_like().buffer

@@ -43,7 +43,11 @@ class Problem:
 
     @property
     def bytes_per_step(self) -> int:
-        """Read p, g and each state; write p and each state."""
+        """Read p, g and each state; write p and each state (a step of several passes:
+        what its ``traffic`` says)."""
+        if self.spec.traffic is not None:
+            moved = sum(self.spec.traffic(shape) * math.prod(shape) for _, shape in self.shapes)
+            return moved * self.dtype.itemsize
         n_state = self.spec.n_state
         per_element = 3 * self.dtype.itemsize + 2 * n_state * self.state_itemsize
         return per_element * self.elements
@@ -65,7 +69,7 @@ class Problem:
 
 
 # torch models (nn.Sequential of Linear layers), by name: (number of layers, width)
-TORCH_MODELS = {"linear-100m": (10, 3162), "linear-many": (2000, 64)}
+TORCH_MODELS = {"linear-10m": (1, 3162), "linear-100m": (10, 3162), "linear-many": (2000, 64)}
 
 
 def model_shapes(model: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
