@@ -177,25 +177,26 @@ def _weighted_squares_of_one_row(lanes, g, offset, n, scale, w0, col_weights):
 
 
 def _scaled_update_squares_body(loop):
-    def scaled_update_squares(g, scale, n_cols, n_rows, row_bounds, row_weights, col_weights,
+    def scaled_update_squares(g, scale, n_cols, n_rows, row_bounds, row_factors, col_var,
                               u_partials):  # fmt: skip
-        # where no clamp applies: u**2 = (scale g)**2 row_weight col_weight, the weights
-        # 1 / row_factor and 1 / col_var in float64
+        # where no clamp applies: u**2 = (scale g)**2 / row_factor / col_var, the two
+        # quotients taken once per row and column of the unit, in float64
         for unit in loop(u_partials.size):
             lanes = new_lanes(1)
             row, last = row_bounds[unit], row_bounds[unit + 1]
             cols = (row // n_rows) * n_cols
-            weights = col_weights[cols : cols + n_cols]
+            weights = 1.0 / col_var[cols : cols + n_cols].astype(np.float64)
             while row + 4 <= last:
                 _weighted_squares_of_four_rows(
-                    lanes, g, row * n_cols, n_cols, scale, row_weights[row],
-                    row_weights[row + 1], row_weights[row + 2], row_weights[row + 3], weights,
+                    lanes, g, row * n_cols, n_cols, scale, 1.0 / np.float64(row_factors[row]),
+                    1.0 / np.float64(row_factors[row + 1]),
+                    1.0 / np.float64(row_factors[row + 2]),
+                    1.0 / np.float64(row_factors[row + 3]), weights,
                 )  # fmt: skip
                 row += 4
             while row < last:
-                _weighted_squares_of_one_row(
-                    lanes, g, row * n_cols, n_cols, scale, row_weights[row], weights
-                )
+                weight = 1.0 / np.float64(row_factors[row])
+                _weighted_squares_of_one_row(lanes, g, row * n_cols, n_cols, scale, weight, weights)
                 row += 1
             u_partials[unit] = fold(lanes)
 
@@ -229,20 +230,57 @@ def _factored_update_squares_body(loop):
 
 
 def _scaled_step_body(loop):
-    def scaled_step(p, g, decay, n_cols, n_rows, row_bounds, row_coefficients, col_roots):
-        # where no clamp applies: p = decay p - (step scale / sqrt(row_factor)) g / sqrt(col)
+    def scaled_step(p, g, decay, step, n_cols, n_rows, row_bounds, row_factors, col_var):
+        # where no clamp applies: p = decay p - (step / sqrt(row_factor)) g / sqrt(col_var),
+        # both roots taken once per row and column of the unit in float64, then rounded to
+        # the parameters' dtype (``step`` carries the gradient's scale and sign)
         for unit in loop(row_bounds.size - 1):
             first, last = row_bounds[unit], row_bounds[unit + 1]
             cols = (first // n_rows) * n_cols
-            roots = col_roots[cols : cols + n_cols]
+            roots = np.empty(n_cols, p.dtype)
+            roots[:] = 1.0 / np.sqrt(col_var[cols : cols + n_cols].astype(np.float64))
+            coefficients = np.empty(last - first, p.dtype)
+            coefficients[:] = step / np.sqrt(row_factors[first:last].astype(np.float64))
             for row in range(first, last):
                 params = p[row * n_cols : (row + 1) * n_cols]
                 grads = g[row * n_cols : (row + 1) * n_cols]
-                coefficient = row_coefficients[row]
+                coefficient = coefficients[row - first]
                 for c in range(n_cols):
                     params[c] = params[c] * decay - coefficient * (grads[c] * roots[c])
 
     return scaled_step
+
+
+def _update_factors_body(loop):
+    def update_factors(row_sums, col_partials, firsts, n_rows, n_cols, weight, eps1, row_var,
+                       col_var, row_factors):  # fmt: skip
+        # R += weight (row mean of g**2 - R) and C likewise, in float64 rounded once; each
+        # matrix's column sums are its units' partials added in order; then the row factors
+        # R / max(mean(R), eps1). Returns the least row factor times the least C.
+        n_units = col_partials.size // n_cols
+        least_factor = least_col = np.inf
+        for matrix in loop(firsts.size):
+            stop = firsts[matrix + 1] if matrix + 1 < firsts.size else n_units
+            column = col_var[matrix * n_cols : (matrix + 1) * n_cols]
+            totals = np.zeros(n_cols)
+            for unit in range(firsts[matrix], stop):  # a unit's row of partials at a time
+                totals += col_partials[unit * n_cols : (unit + 1) * n_cols]
+            for c in range(n_cols):
+                old = np.float64(column[c])
+                column[c] = old + weight * (totals[c] / n_rows - old)
+                least_col = min(least_col, np.float64(column[c]))
+            rows = slice(matrix * n_rows, (matrix + 1) * n_rows)
+            row_mean = 0.0
+            for r in range(matrix * n_rows, (matrix + 1) * n_rows):
+                old = np.float64(row_var[r])
+                row_var[r] = old + weight * (row_sums[r] / n_cols - old)
+                row_mean += np.float64(row_var[r])
+            row_mean = max(row_mean / n_rows, eps1)
+            row_factors[rows] = row_var[rows].astype(np.float64) / row_mean
+            least_factor = min(least_factor, np.float64(row_factors[rows].min()))
+        return least_factor * least_col
+
+    return update_factors
 
 
 def _factored_step_body(loop):
@@ -335,17 +373,26 @@ def _factored_step_signature(dtype):
 
 
 def _scaled_update_squares_signature(dtype):
-    _, _, readonly, index, out, weights = _arrays(dtype)
+    _, _, readonly, index, out, _ = _arrays(dtype)
     return types.none(
-        readonly, types.float64, types.int64, types.int64, index, weights, weights, out
+        readonly, types.float64, types.int64, types.int64, index, readonly, readonly, out
     )
 
 
 def _scaled_step_signature(dtype):
     value, writable, readonly, index, _, _ = _arrays(dtype)
     return types.none(
-        writable, readonly, value, types.int64, types.int64, index, readonly, readonly
-    )
+        writable, readonly, value, types.float64, types.int64, types.int64, index, readonly,
+        readonly,
+    )  # fmt: skip
+
+
+def _update_factors_signature(dtype):
+    _, writable, _, index, _, sums = _arrays(dtype)
+    return types.float64(
+        sums, sums, index, types.int64, types.int64, types.float64, types.float64, writable,
+        writable, writable,
+    )  # fmt: skip
 
 
 def _vector_sums_signature(dtype):
@@ -365,6 +412,7 @@ factored_update_squares = CompiledLoop(
 factored_step = CompiledLoop(_factored_step_body, _factored_step_signature)
 scaled_update_squares = CompiledLoop(_scaled_update_squares_body, _scaled_update_squares_signature)
 scaled_step = CompiledLoop(_scaled_step_body, _scaled_step_signature)
+update_factors = CompiledLoop(_update_factors_body, _update_factors_signature)  # serial only
 vector_sums = CompiledLoop(_vector_sums_body, _vector_sums_signature)
 vector_step = CompiledLoop(_vector_step_body, _vector_step_signature)
 

@@ -256,6 +256,7 @@ class Adafactor(Optimizer):
                 self.state["row_var"].buffer[self._span(name, "row_var")],
                 self.state["col_var"].buffer[self._span(name, "col_var")],
                 np.empty(matrices * rows),
+                np.empty(matrices * rows, self.layout.dtype),
                 np.empty(units * cols),
                 np.empty(units),
                 np.empty(units),
@@ -275,7 +276,7 @@ class Adafactor(Optimizer):
         value = dtype.type
         eps1 = float(np.finfo(dtype).eps) if s.eps1 is None else s.eps1
         if isinstance(plan, FactoredLayer):
-            p_squares, u_squares, step_factors = _factored_sums(plan, param, grad, s, eps1)
+            p_squares, u_squares, unclamped = _factored_sums(plan, param, grad, s, eps1)
         else:
             kernels.vector_sums.variant_for(param)(
                 param, grad, plan.variance, value(s.sign), value(s.weight), eps1 * eps1,
@@ -292,18 +293,15 @@ class Adafactor(Optimizer):
                 param, grad, plan.variance, sign, decay, value(step), value(eps1 * eps1)
             )
             return
-        row_factors, unclamped = step_factors
         if unclamped:
-            coefficients = step * s.sign / np.sqrt(row_factors.astype(np.float64))
             kernels.scaled_step.variant_for(param)(
-                param, grad, decay, plan.cols, plan.rows, plan.bounds,
-                coefficients.astype(dtype),
-                (1.0 / np.sqrt(plan.col_var.astype(np.float64))).astype(dtype),
+                param, grad, decay, step * s.sign, plan.cols, plan.rows, plan.bounds,
+                plan.row_factors, plan.col_var,
             )  # fmt: skip
         else:
             kernels.factored_step.variant_for(param)(
                 param, grad, sign, decay, value(step), plan.cols, plan.rows, plan.bounds,
-                row_factors, plan.col_var, value(eps1 * eps1),
+                plan.row_factors, plan.col_var, value(eps1 * eps1),
             )  # fmt: skip
 
 
@@ -319,6 +317,7 @@ class FactoredLayer(NamedTuple):
     row_var: np.ndarray
     col_var: np.ndarray
     row_sums: np.ndarray
+    row_factors: np.ndarray  # R / max(mean(R), eps1), in the parameters' dtype
     col_partials: np.ndarray
     p_partials: np.ndarray
     u_partials: np.ndarray
@@ -335,36 +334,28 @@ class FullLayer(NamedTuple):
 
 def _factored_sums(
     plan: FactoredLayer, param: np.ndarray, grad: np.ndarray, s: AdafactorScalars, eps1: float
-) -> tuple[float, float, tuple[np.ndarray, bool]]:
-    """Passes 1 and 2 of a factored layer: the new factors (written into the state), the
-    sums of ``p**2`` and ``u**2``, and the row factors ``R / max(mean(R), eps1)`` with
-    whether the clamp binds nowhere."""
-    rows, cols, matrices, units = plan.rows, plan.cols, plan.matrices, plan.p_partials.size
+) -> tuple[float, float, bool]:
+    """Passes 1 and 2 of a factored layer: the new factors (written into the state) and
+    row factors ``R / max(mean(R), eps1)`` (into the plan), the sums of ``p**2`` and
+    ``u**2``, and whether the clamp binds nowhere."""
     kernels.factored_sums.variant_for(param)(
-        param, grad, s.sign, cols, plan.bounds, plan.row_sums, plan.col_partials,
+        param, grad, s.sign, plan.cols, plan.bounds, plan.row_sums, plan.col_partials,
         plan.p_partials,
     )  # fmt: skip
-    row_var, col_var = plan.row_var, plan.col_var
-    # each matrix's units are neighbours: its column sums are theirs added in order
-    col_sums = np.add.reduceat(plan.col_partials.reshape(units, cols), plan.firsts, axis=0)
-    row_var += (s.weight * (plan.row_sums / cols - row_var)).astype(row_var.dtype)
-    col_var += (s.weight * (col_sums.reshape(-1) / rows - col_var)).astype(col_var.dtype)
-    row_mean = np.maximum(row_var.reshape(matrices, rows).mean(axis=1), eps1)
-    row_factors = (row_var.reshape(matrices, rows) / row_mean[:, None]).reshape(-1)
+    least = kernels.update_factors.variant(param.dtype, parallel=False)(
+        plan.row_sums, plan.col_partials, plan.firsts, plan.rows, plan.cols, s.weight, eps1,
+        plan.row_var, plan.col_var, plan.row_factors,
+    )  # fmt: skip
     # the clamp max(row_factor col_var, eps1**2) binds nowhere (every factor > 0 and their
     # least product above eps1**2, with room for rounding): then u's two roots are a row's
     # and a column's, taken once each, not one per element
-    unclamped = bool(row_factors.min() * float(col_var.min()) > 2.0 * eps1 * eps1)
+    unclamped = bool(least > 2.0 * eps1 * eps1)
+    update_squares = kernels.scaled_update_squares if unclamped else kernels.factored_update_squares
+    arguments = (grad, s.sign, plan.cols, plan.rows, plan.bounds, plan.row_factors, plan.col_var)
     if unclamped:
-        kernels.scaled_update_squares.variant_for(param)(
-            grad, s.sign, cols, rows, plan.bounds, 1.0 / row_factors.astype(np.float64),
-            1.0 / col_var.astype(np.float64), plan.u_partials,
-        )  # fmt: skip
+        update_squares.variant_for(param)(*arguments, plan.u_partials)
     else:
-        kernels.factored_update_squares.variant_for(param)(
-            grad, s.sign, cols, rows, plan.bounds, row_factors, col_var, eps1 * eps1,
-            plan.u_partials,
-        )  # fmt: skip
+        update_squares.variant_for(param)(*arguments, eps1 * eps1, plan.u_partials)
     p_squares = norm.reduce_block_sums(plan.p_partials)
     u_squares = norm.reduce_block_sums(plan.u_partials)
-    return p_squares, u_squares, (row_factors, unclamped)
+    return p_squares, u_squares, unclamped
