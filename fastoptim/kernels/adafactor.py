@@ -177,15 +177,15 @@ def _weighted_squares_of_one_row(lanes, g, offset, n, scale, w0, col_weights):
 
 
 def _scaled_update_squares_body(loop):
-    def scaled_update_squares(g, scale, n_cols, n_rows, row_bounds, row_factors, col_var,
+    def scaled_update_squares(g, scale, n_cols, n_rows, row_bounds, row_factors, col_weights,
                               u_partials):  # fmt: skip
-        # where no clamp applies: u**2 = (scale g)**2 / row_factor / col_var, the two
-        # quotients taken once per row and column of the unit, in float64
+        # where no clamp applies: u**2 = (scale g)**2 / row_factor * col_weight, the row's
+        # quotient taken once per row, col_weights = 1 / col_var (update_factors), in float64
         for unit in loop(u_partials.size):
             lanes = new_lanes(1)
             row, last = row_bounds[unit], row_bounds[unit + 1]
             cols = (row // n_rows) * n_cols
-            weights = 1.0 / col_var[cols : cols + n_cols].astype(np.float64)
+            weights = col_weights[cols : cols + n_cols]
             while row + 4 <= last:
                 _weighted_squares_of_four_rows(
                     lanes, g, row * n_cols, n_cols, scale, 1.0 / np.float64(row_factors[row]),
@@ -230,21 +230,21 @@ def _factored_update_squares_body(loop):
 
 
 def _scaled_step_body(loop):
-    def scaled_step(p, g, decay, step, n_cols, n_rows, row_bounds, row_factors, col_var):
-        # where no clamp applies: p = decay p - (step / sqrt(row_factor)) g / sqrt(col_var),
-        # both roots taken once per row and column of the unit in float64, then rounded to
-        # the parameters' dtype (``step`` carries the gradient's scale and sign)
+    def scaled_step(p, g, decay, step, n_cols, n_rows, row_bounds, row_factors, col_roots,
+                    row_coefficients):  # fmt: skip
+        # where no clamp applies: p = decay p - (step / sqrt(row_factor)) g col_root, the
+        # row's root taken once per row in float64 and rounded to the parameters' dtype by
+        # its store into row_coefficients (the unit's own rows); col_roots = 1 / sqrt(col_var)
+        # (update_factors); ``step`` carries the gradient's scale and sign
         for unit in loop(row_bounds.size - 1):
             first, last = row_bounds[unit], row_bounds[unit + 1]
             cols = (first // n_rows) * n_cols
-            roots = np.empty(n_cols, p.dtype)
-            roots[:] = 1.0 / np.sqrt(col_var[cols : cols + n_cols].astype(np.float64))
-            coefficients = np.empty(last - first, p.dtype)
-            coefficients[:] = step / np.sqrt(row_factors[first:last].astype(np.float64))
+            roots = col_roots[cols : cols + n_cols]
             for row in range(first, last):
                 params = p[row * n_cols : (row + 1) * n_cols]
                 grads = g[row * n_cols : (row + 1) * n_cols]
-                coefficient = coefficients[row - first]
+                row_coefficients[row] = step / np.sqrt(np.float64(row_factors[row]))
+                coefficient = row_coefficients[row]
                 for c in range(n_cols):
                     params[c] = params[c] * decay - coefficient * (grads[c] * roots[c])
 
@@ -253,31 +253,36 @@ def _scaled_step_body(loop):
 
 def _update_factors_body(loop):
     def update_factors(row_sums, col_partials, firsts, n_rows, n_cols, weight, eps1, row_var,
-                       col_var, row_factors):  # fmt: skip
+                       col_var, row_factors, col_weights, col_roots):  # fmt: skip
         # R += weight (row mean of g**2 - R) and C likewise, in float64 rounded once; each
-        # matrix's column sums are its units' partials added in order; then the row factors
-        # R / max(mean(R), eps1). Returns the least row factor times the least C.
+        # matrix's column sums are its units' partials added in order (into its first
+        # unit's, which are scratch); then the row factors R / max(mean(R), eps1) and, for
+        # the passes where no clamp applies, 1 / C and 1 / sqrt(C). Returns the least row
+        # factor times the least C.
         n_units = col_partials.size // n_cols
         least_factor = least_col = np.inf
         for matrix in loop(firsts.size):
             stop = firsts[matrix + 1] if matrix + 1 < firsts.size else n_units
-            column = col_var[matrix * n_cols : (matrix + 1) * n_cols]
-            totals = np.zeros(n_cols)
-            for unit in range(firsts[matrix], stop):  # a unit's row of partials at a time
+            first = firsts[matrix] * n_cols
+            totals = col_partials[first : first + n_cols]
+            for unit in range(firsts[matrix] + 1, stop):  # a unit's row of partials at a time
                 totals += col_partials[unit * n_cols : (unit + 1) * n_cols]
-            for c in range(n_cols):
-                old = np.float64(column[c])
-                column[c] = old + weight * (totals[c] / n_rows - old)
-                least_col = min(least_col, np.float64(column[c]))
-            rows = slice(matrix * n_rows, (matrix + 1) * n_rows)
+            for c in range(matrix * n_cols, (matrix + 1) * n_cols):
+                old = np.float64(col_var[c])
+                col_var[c] = old + weight * (totals[c - matrix * n_cols] / n_rows - old)
+                new = np.float64(col_var[c])
+                least_col = min(least_col, new)
+                col_weights[c] = 1.0 / new
+                col_roots[c] = 1.0 / np.sqrt(new)
             row_mean = 0.0
             for r in range(matrix * n_rows, (matrix + 1) * n_rows):
                 old = np.float64(row_var[r])
                 row_var[r] = old + weight * (row_sums[r] / n_cols - old)
                 row_mean += np.float64(row_var[r])
             row_mean = max(row_mean / n_rows, eps1)
-            row_factors[rows] = row_var[rows].astype(np.float64) / row_mean
-            least_factor = min(least_factor, np.float64(row_factors[rows].min()))
+            for r in range(matrix * n_rows, (matrix + 1) * n_rows):
+                row_factors[r] = np.float64(row_var[r]) / row_mean
+                least_factor = min(least_factor, np.float64(row_factors[r]))
         return least_factor * least_col
 
     return update_factors
@@ -373,9 +378,9 @@ def _factored_step_signature(dtype):
 
 
 def _scaled_update_squares_signature(dtype):
-    _, _, readonly, index, out, _ = _arrays(dtype)
+    _, _, readonly, index, out, weights = _arrays(dtype)
     return types.none(
-        readonly, types.float64, types.int64, types.int64, index, readonly, readonly, out
+        readonly, types.float64, types.int64, types.int64, index, readonly, weights, out
     )
 
 
@@ -383,15 +388,15 @@ def _scaled_step_signature(dtype):
     value, writable, readonly, index, _, _ = _arrays(dtype)
     return types.none(
         writable, readonly, value, types.float64, types.int64, types.int64, index, readonly,
-        readonly,
+        readonly, writable,
     )  # fmt: skip
 
 
 def _update_factors_signature(dtype):
-    _, writable, _, index, _, sums = _arrays(dtype)
+    _, writable, _, index, out, sums = _arrays(dtype)
     return types.float64(
-        sums, sums, index, types.int64, types.int64, types.float64, types.float64, writable,
-        writable, writable,
+        sums, out, index, types.int64, types.int64, types.float64, types.float64, writable,
+        writable, writable, out, writable,
     )  # fmt: skip
 
 

@@ -257,6 +257,9 @@ class Adafactor(Optimizer):
                 self.state["col_var"].buffer[self._span(name, "col_var")],
                 np.empty(matrices * rows),
                 np.empty(matrices * rows, self.layout.dtype),
+                np.empty(matrices * rows, self.layout.dtype),
+                np.empty(matrices * cols),
+                np.empty(matrices * cols, self.layout.dtype),
                 np.empty(units * cols),
                 np.empty(units),
                 np.empty(units),
@@ -296,7 +299,7 @@ class Adafactor(Optimizer):
         if unclamped:
             kernels.scaled_step.variant_for(param)(
                 param, grad, decay, step * s.sign, plan.cols, plan.rows, plan.bounds,
-                plan.row_factors, plan.col_var,
+                plan.row_factors, plan.col_roots, plan.row_coefficients,
             )  # fmt: skip
         else:
             kernels.factored_step.variant_for(param)(
@@ -318,6 +321,9 @@ class FactoredLayer(NamedTuple):
     col_var: np.ndarray
     row_sums: np.ndarray
     row_factors: np.ndarray  # R / max(mean(R), eps1), in the parameters' dtype
+    row_coefficients: np.ndarray  # step / sqrt(row factor), in the parameters' dtype
+    col_weights: np.ndarray  # 1 / C in float64
+    col_roots: np.ndarray  # 1 / sqrt(C), in the parameters' dtype
     col_partials: np.ndarray
     p_partials: np.ndarray
     u_partials: np.ndarray
@@ -344,18 +350,21 @@ def _factored_sums(
     )  # fmt: skip
     least = kernels.update_factors.variant(param.dtype, parallel=False)(
         plan.row_sums, plan.col_partials, plan.firsts, plan.rows, plan.cols, s.weight, eps1,
-        plan.row_var, plan.col_var, plan.row_factors,
+        plan.row_var, plan.col_var, plan.row_factors, plan.col_weights, plan.col_roots,
     )  # fmt: skip
     # the clamp max(row_factor col_var, eps1**2) binds nowhere (every factor > 0 and their
     # least product above eps1**2, with room for rounding): then u's two roots are a row's
     # and a column's, taken once each, not one per element
     unclamped = bool(least > 2.0 * eps1 * eps1)
-    update_squares = kernels.scaled_update_squares if unclamped else kernels.factored_update_squares
-    arguments = (grad, s.sign, plan.cols, plan.rows, plan.bounds, plan.row_factors, plan.col_var)
+    arguments = (grad, s.sign, plan.cols, plan.rows, plan.bounds, plan.row_factors)
     if unclamped:
-        update_squares.variant_for(param)(*arguments, plan.u_partials)
+        kernels.scaled_update_squares.variant_for(param)(
+            *arguments, plan.col_weights, plan.u_partials
+        )
     else:
-        update_squares.variant_for(param)(*arguments, eps1 * eps1, plan.u_partials)
+        kernels.factored_update_squares.variant_for(param)(
+            *arguments, plan.col_var, eps1 * eps1, plan.u_partials
+        )
     p_squares = norm.reduce_block_sums(plan.p_partials)
     u_squares = norm.reduce_block_sums(plan.u_partials)
     return p_squares, u_squares, unclamped
