@@ -23,6 +23,7 @@ from fastoptim.compat import (
 from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.optim import (
     ASGD,
+    LAMB,
     SGD,
     Adadelta,
     Adafactor,
@@ -58,6 +59,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ASGD",
+    "LAMB",
     "SGD",
     "Adadelta",
     "Adafactor",

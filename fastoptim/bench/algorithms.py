@@ -98,6 +98,15 @@ ALGORITHMS = {
             traffic=passes_roof.traffic,
             roof=passes_roof.adafactor_roof,
         ),
+        # torch.optim has no LAMB: its peer is fastoptim.torch.LAMB
+        BenchAlgorithm(
+            "lamb",
+            lambda p, **kw: fastoptim.LAMB(p, lr=LR, weight_decay=1e-2, **kw),
+            "LAMB",
+            {"weight_decay": 1e-2},
+            traffic=passes_roof.lamb_traffic,
+            roof=passes_roof.lamb_roof,
+        ),
         # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
         BenchAlgorithm(
             "lion",

@@ -1,5 +1,5 @@
-"""The roof of an update made in several passes over memory (Adafactor's): the same traffic,
-trivial arithmetic, no per-layer calls.
+"""The roof of an update made in several passes over memory (Adafactor's, LAMB's): the
+same traffic, trivial arithmetic, no per-layer calls.
 
 A layer factored into row and column means costs three passes (bytes per element, in the
 parameters' itemsize ``b``): a sum over p and g (2b), a sum over g (b), and p += g (3b). A
@@ -21,6 +21,7 @@ from fastoptim.flat.flat_params import aligned_zeros
 
 FACTORED_TRAFFIC = 6  # elements moved per parameter element: p, g; g; p, g and p written
 FULL_TRAFFIC = 8  # p, g, v and v written; p, g, v and p written
+LAMB_TRAFFIC = 10  # p, g, m, v and m, v written; p, m, v and p written
 
 
 @numba.njit(parallel=True, fastmath=True)
@@ -54,6 +55,16 @@ def _add_into_state(p, g, v):
     return total
 
 
+@numba.njit(parallel=True, fastmath=True)
+def _add_into_two_states(p, g, m, v):
+    total = p.dtype.type(0.0)
+    for i in numba.prange(p.size):
+        m[i] += g[i]
+        v[i] += g[i]
+        total += p[i]
+    return total
+
+
 @numba.njit(parallel=True)
 def _add_from_state(p, g, v):
     for i in numba.prange(p.size):
@@ -82,5 +93,23 @@ def adafactor_roof(shapes: Sequence[tuple[int, ...]], dtype: np.dtype) -> Callab
         if full:
             _add_into_state(q, h, v)
             _add_from_state(q, h, v)
+
+    return step
+
+
+def lamb_traffic(shape: tuple[int, ...]) -> int:
+    """Elements LAMB moves per element of a layer (of any shape)."""
+    return LAMB_TRAFFIC
+
+
+def lamb_roof(shapes: Sequence[tuple[int, ...]], dtype: np.dtype) -> Callable[[], None]:
+    """A step moving the bytes of LAMB's two passes over layers of ``shapes``: the moments
+    with a sum over p, then p from both moments."""
+    size = sum(math.prod(s) for s in shapes)
+    p, g, m, v = (aligned_zeros(size, dtype) for _ in range(4))
+
+    def step() -> None:
+        _add_into_two_states(p, g, m, v)
+        _add_from_state(p, m, v)
 
     return step

@@ -7,6 +7,7 @@ from fastoptim.optim.adam import Adam, AdamW
 from fastoptim.optim.adamax import Adamax
 from fastoptim.optim.asgd import ASGD
 from fastoptim.optim.groups import Group
+from fastoptim.optim.lamb import LAMB
 from fastoptim.optim.lion import Lion
 from fastoptim.optim.momentum import Momentum
 from fastoptim.optim.nadam import NAdam
@@ -19,6 +20,7 @@ from fastoptim.optim.sgd import SGD
 
 __all__ = [
     "ASGD",
+    "LAMB",
     "SGD",
     "Adadelta",
     "Adafactor",

@@ -148,9 +148,18 @@ Lion = torch_class_for(
     lion-pytorch's arguments and state (``state[p]['exp_avg']``, no ``step``);
     :class:`fastoptim.Lion` computes the update.""",
 )
+LAMB = torch_class_for(
+    fastoptim.LAMB,
+    """LAMB (torch.optim has none) as a ``torch.optim.Optimizer`` on flat buffers, with
+    :class:`fastoptim.LAMB`'s arguments (optax.lamb's update) and torch's state layout
+    (``state[p]['exp_avg']``, ``['exp_avg_sq']`` and ``['step']``); each parameter is one
+    layer of the trust ratio. :class:`fastoptim.LAMB` computes the update.""",
+    has_step_state=True,
+)
 
 __all__ = [
     "ASGD",
+    "LAMB",
     "SGD",
     "Adadelta",
     "Adafactor",

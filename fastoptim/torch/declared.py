@@ -1,6 +1,6 @@
-"""torch.optim.Optimizer subclasses for fastoptim algorithms that torch.optim lacks (Lion):
-torch's conventions (param groups holding every hyper-parameter, ``defaults``, schedulers,
-state_dict), the arguments from the algorithm's declaration."""
+"""torch.optim.Optimizer subclasses for fastoptim algorithms that torch.optim lacks (Lion,
+LAMB): torch's conventions (param groups holding every hyper-parameter, ``defaults``,
+schedulers, state_dict), the arguments from the algorithm's declaration."""
 
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ class DeclaredTorchOptimizer(torch.optim.Optimizer):
                 group.setdefault(hp.torch_key, hp.default)
 
 
-def torch_class_for(core_class: type[Optimizer], doc: str) -> type:
+def torch_class_for(core_class: type[Optimizer], doc: str, has_step_state: bool = False) -> type:
     """The fastoptim.torch class of an algorithm torch.optim does not have: a
     torch.optim.Optimizer subclass whose step is ``core_class``'s kernel. Its state per
-    parameter holds the declared state buffers and no ``step`` (the update does not depend
-    on it)."""
+    parameter holds the declared state buffers, and ``step`` where the update depends on
+    it (``has_step_state``: bias corrections)."""
     declaration = core_class.declaration
     kind = inspect.Parameter
     arguments = [kind("params", kind.POSITIONAL_OR_KEYWORD)] + [
@@ -58,6 +58,6 @@ def torch_class_for(core_class: type[Optimizer], doc: str) -> type:
             "__module__": "fastoptim.torch",
             "__signature__": inspect.Signature(arguments),
             "core_class": staticmethod(lambda group: core_class),
-            "has_step_state": False,
+            "has_step_state": has_step_state,
         },
     )
