@@ -775,7 +775,7 @@ class Optimizer:
 
 def _refuse_storage_options_it_lacks(declaration: Declaration, kwargs: Mapping[str, Any]) -> None:
     """``state_dtype``/``block_size`` given to an algorithm that does not take them: a
-    TypeError saying why and which algorithms do (before the signature's bare one)."""
+    TypeError naming the algorithms that do (before the signature's bare one)."""
     names = {hp.name for hp in declaration.hyperparameters}
     for option in state_dtypes.STORAGE_OPTIONS:
         if option in kwargs and option not in names:
@@ -785,9 +785,8 @@ def _refuse_storage_options_it_lacks(declaration: Declaration, kwargs: Mapping[s
                 if option in {hp.name for hp in cls.declaration.hyperparameters}
             )
             raise TypeError(
-                f"{declaration.name} takes no {option}: its state is not moving averages of the "
-                f"gradients, so it stays in the parameters' dtype. The optimizers with {option}: "
-                f"{', '.join(takers)}"
+                f"{declaration.name} takes no {option}: its state stays in the parameters' "
+                f"dtype. The optimizers with {option}: {', '.join(takers)}"
             )
 
 
