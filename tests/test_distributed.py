@@ -134,15 +134,17 @@ def test_shard_without_mpi4py_says_what_to_install(monkeypatch):
         fastoptim.distributed.shard(fastoptim.SGD({"w": __import__("numpy").ones(3)}))
 
 
-def test_an_optimizer_whose_step_needs_whole_layers_is_not_sharded():
-    """Adafactor's slices would get their own RMS and no factors: other numbers, refused."""
+@pytest.mark.parametrize("name", ["Adafactor", "LAMB"])
+def test_an_optimizer_whose_step_needs_whole_layers_is_not_sharded(name):
+    """Adafactor's slices would get their own RMS and no factors, LAMB's their own trust
+    ratios: other numbers, refused."""
     import numpy as np
 
     import fastoptim
     import fastoptim.distributed
 
-    opt = fastoptim.Adafactor({"W": np.ones((4, 3))})
-    with pytest.raises(TypeError, match="Adafactor cannot be sharded: its step needs sums"):
+    opt = getattr(fastoptim, name)({"W": np.ones((4, 3))})
+    with pytest.raises(TypeError, match=f"{name} cannot be sharded: its step needs sums"):
         fastoptim.distributed.shard(opt)
     opt.step({"W": np.ones((4, 3))})  # its state was not released
 

@@ -43,7 +43,8 @@ def shard(optimizer: Optimizer, comm: Any = None, reduce: str = "mean") -> Shard
         raise TypeError(
             f"{type(optimizer).__name__} cannot be sharded: its step needs sums over whole "
             "layers (Adafactor: the RMS of the parameters and of the update, the row and "
-            "column means), which a rank's slice of the buffer does not hold; run it unsharded"
+            "column means; LAMB: each layer's norms for its trust ratio), which a rank's "
+            "slice of the buffer does not hold; run it unsharded"
         )
     try:
         from mpi4py import MPI
