@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -81,13 +81,15 @@ LAMB_DECLARATION = Declaration(
 
 
 class TrustPlan(NamedTuple):
-    """A run of layers' scratch for its trust ratios: each block's layer (among the layers
-    that have blocks), the first block of each such layer, and the blocks' sums."""
+    """A run of layers' scratch for its trust ratios, among the layers that have blocks:
+    each block's layer, each layer's first block (and the end), the blocks' sums and each
+    layer's rate ``lr * ratio`` in the parameters' dtype."""
 
     block_layers: np.ndarray
     firsts: np.ndarray
     p_partials: np.ndarray
     u_partials: np.ndarray
+    layer_rates: np.ndarray
 
 
 class LAMB(Optimizer):
@@ -150,7 +152,7 @@ class LAMB(Optimizer):
         table = self.scalar_table(t, rates, grad_scale)
         for piece in pieces:
             self._update(piece.names, piece.param, piece.grad, piece.states, piece.norm_bounds,
-                         table[piece.group])  # fmt: skip
+                         cast(LambScalars, table[piece.group]))  # fmt: skip
 
     def update_layer(
         self,
@@ -162,7 +164,9 @@ class LAMB(Optimizer):
     ) -> None:
         """One layer alone as step ``t`` of that layer (see ``Optimizer.update_layer``)."""
         view = self._layer_segments[name]
-        scalars = self.scalar_table(t, self.learning_rates(t), grad_scale)[view.group]
+        scalars = cast(
+            LambScalars, self.scalar_table(t, self.learning_rates(t), grad_scale)[view.group]
+        )
         self._update(view.names, view.flat_param, grad, view.kernel_states, view.norm_bounds,
                      scalars)  # fmt: skip
 
@@ -174,16 +178,15 @@ class LAMB(Optimizer):
     def _plan(self, names: tuple[str, ...], bounds: np.ndarray) -> TrustPlan:
         plan = self._trust_plans.get(names)
         if plan is None:
-            sizes = [self.layout.sizes[self.layout.index(name)] for name in names]
-            blocks = [norm.blocks(size) for size in sizes]
+            blocks = [norm.blocks(self.layout.sizes[self.layout.index(name)]) for name in names]
             per_layer = np.array([b for b in blocks if b], dtype=np.int64)
             n_blocks = bounds.size - 1
-            assert n_blocks == per_layer.sum()
             plan = TrustPlan(
                 np.repeat(np.arange(per_layer.size), per_layer),
-                np.concatenate(([0], np.cumsum(per_layer)[:-1])).astype(np.int64),
+                np.concatenate(([0], np.cumsum(per_layer))).astype(np.int64),
                 np.empty(n_blocks),
                 np.empty(n_blocks),
+                np.empty(per_layer.size, self.layout.dtype),
             )
             self._trust_plans[names] = plan
         return plan
@@ -195,25 +198,26 @@ class LAMB(Optimizer):
         grad: np.ndarray,
         states: tuple[np.ndarray, ...],
         bounds: np.ndarray,
-        s: tuple,
+        s: LambScalars,
     ) -> None:
         """Layers ``names`` (``param`` their 1-D run): the moments and norms, each layer's
-        trust ratio, then the update."""
+        trust ratio, then the update. Nothing is allocated: the scratch is the plan's."""
         if bounds.size < 2:
             return  # only empty layers
         plan = self._plan(names, bounds)
         value = param.dtype.type
         exp_avg, exp_avg_sq = states
+        direction = tuple(
+            value(x) for x in (s.inv_bias_correction1, s.inv_bias_correction2_sqrt, s.eps,
+                               s.weight_decay)
+        )  # fmt: skip
         kernels.lamb_moments.variant_for(param)(
-            param, grad, exp_avg, exp_avg_sq, *(value(x) for x in s[:9]), bounds,
-            plan.p_partials, plan.u_partials,
+            param, grad, exp_avg, exp_avg_sq, value(s.sign), value(s.beta1), value(s.omb1),
+            value(s.beta2), value(s.omb2), *direction, bounds, plan.p_partials, plan.u_partials,
         )  # fmt: skip
-        p_norms = np.sqrt(np.add.reduceat(plan.p_partials, plan.firsts))
-        u_norms = np.sqrt(np.add.reduceat(plan.u_partials, plan.firsts))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where((p_norms == 0) | (u_norms == 0), 1.0, p_norms / u_norms)
-        layer_rates = (s[-1] * ratios).astype(param.dtype)
+        kernels.trust_rates.variant(param.dtype, parallel=False)(
+            plan.p_partials, plan.u_partials, plan.firsts, s.lr, plan.layer_rates
+        )
         kernels.lamb_step.variant_for(param)(
-            param, exp_avg, exp_avg_sq, *(value(x) for x in s[5:9]), bounds, plan.block_layers,
-            layer_rates,
-        )  # fmt: skip
+            param, exp_avg, exp_avg_sq, *direction, bounds, plan.block_layers, plan.layer_rates
+        )

@@ -5,7 +5,7 @@ norm is 0 (``scale_by_trust_ratio``), times ``-lr``."""
 
 import numpy as np
 
-from fastoptim.reference.torch_common import signed_grad
+from fastoptim.reference.torch_common import adam_moments
 
 
 def update_parameters_with_lamb(parameters, grads, states, t, lr, betas, eps, weight_decay,
@@ -17,9 +17,7 @@ def update_parameters_with_lamb(parameters, grads, states, t, lr, betas, eps, we
     for name in list(parameters):
         key = "d" + name
         p = parameters[name]
-        g = signed_grad(grads[key], p, 0, maximize)
-        exp_avg[key] = beta1 * exp_avg[key] + (1 - beta1) * g
-        exp_avg_sq[key] = beta2 * exp_avg_sq[key] + (1 - beta2) * g * g
+        adam_moments(p, grads[key], exp_avg, exp_avg_sq, key, betas, lr, 0, False, maximize)
         m_hat = exp_avg[key] / (1 - beta1**t)
         v_hat = exp_avg_sq[key] / (1 - beta2**t)
         u = m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p
