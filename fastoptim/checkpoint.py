@@ -4,7 +4,8 @@ The file is an ``.npz`` archive (a zip of ``.npy`` arrays, each with a CRC-32) t
 ``allow_pickle=False``, so opening it executes no code:
 
 - ``manifest``: JSON text with the format version, the algorithm, its hyper-parameters, the
-  step ``t`` and the layout (layer names, shapes, dtype);
+  step ``t``, the layout (layer names, shapes, dtype) and what the algorithm carries from
+  step to step, if anything (``running``: Schedule-Free AdamW's mode and weight sums);
 - ``params``: the flat parameter buffer;
 - ``state.<name>``: one flat buffer per optimizer state (``exp_avg``, ``velocity``, ...), as
   stored (bfloat16 or int8 codes);
@@ -56,7 +57,7 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
 def describe(optimizer: Optimizer, t: int, state_names: list[str] | None = None) -> dict[str, Any]:
     """What a manifest says of an optimizer: its algorithm, settings, groups, step ``t``,
     layout and state names (JSON-ready)."""
-    return {
+    described = {
         "algorithm": type(optimizer).__name__,
         "hyperparameters": optimizer.hyperparameters(),
         "groups": optimizer.group_settings(),
@@ -64,6 +65,10 @@ def describe(optimizer: Optimizer, t: int, state_names: list[str] | None = None)
         "layout": optimizer.layout.describe(),
         "state_names": list(optimizer.state) if state_names is None else state_names,
     }
+    running = optimizer.running_state()
+    if running:  # what the algorithm carries from step to step (Schedule-Free's sums)
+        described["running"] = running
+    return described
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
@@ -119,6 +124,8 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "layout": manifest.get("layout"),
         "state": state,
     }
+    if "running" in manifest:
+        state_dict["running"] = manifest["running"]
     if int8_parts:
         saved = state_dict["hyperparameters"]
         block = blockwise.block_elements(

@@ -16,6 +16,7 @@ from fastoptim.optim.optimizer import Optimizer
 from fastoptim.optim.radam import RAdam
 from fastoptim.optim.rmsprop import RMSprop
 from fastoptim.optim.rprop import Rprop
+from fastoptim.optim.schedule_free import AdamWScheduleFree
 from fastoptim.optim.sgd import SGD
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdamWScheduleFree",
     "Adamax",
     "Group",
     "Lion",

@@ -4,7 +4,7 @@ a relative step size and the update's RMS clipped, layer by layer."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, NamedTuple, cast
 
@@ -16,7 +16,7 @@ from fastoptim.kernels import new_record, norm
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import _real, check_nonnegative
-from fastoptim.optim.optimizer import CACHED_VIEWS, Optimizer
+from fastoptim.optim.optimizer import CACHED_VIEWS, Carried, Optimizer
 from fastoptim.optim.step_records import Piece
 
 FACTORS = ("row_var", "col_var", "variance")  # torch's names of the state
@@ -199,7 +199,7 @@ class Adafactor(Optimizer):
         t: int,
         rates: Sequence[float],
         grad_scale: float,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> None:
         """The update of checked ``pieces`` as step ``t``: each layer by itself (its sums
         first, then its step), at its group's learning rate and decay."""
@@ -218,7 +218,7 @@ class Adafactor(Optimizer):
         grad: np.ndarray,
         t: int,
         grad_scale: float = 1.0,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> None:
         """One layer alone as step ``t`` of that layer (see ``Optimizer.update_layer``)."""
         group = next(i for i, group in enumerate(self.groups) if name in group.names)

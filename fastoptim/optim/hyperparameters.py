@@ -114,6 +114,15 @@ def check_step(value: Any, name: str = "t", first: int = 1) -> int:
     return int(value)
 
 
+def check_count(value: Any, name: str) -> int:
+    """A whole number >= 0 (Schedule-Free's warmup_steps), as an int."""
+    if not (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
+    ):
+        raise ValueError(f"Invalid {name} value: {value!r} ({name} must be a whole number >= 0)")
+    return int(value)
+
+
 def check_nonnegative(value: Any, name: str) -> float:
     """A finite number >= 0 (weight_decay, momentum, dampening), as a float."""
     if not (_real(value) and 0.0 <= value < math.inf):

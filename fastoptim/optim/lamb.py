@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import NamedTuple, cast
 
@@ -14,7 +14,7 @@ from fastoptim.kernels import new_record, norm
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings
 from fastoptim.optim.hyperparameters import check_betas
-from fastoptim.optim.optimizer import CACHED_VIEWS, Optimizer
+from fastoptim.optim.optimizer import CACHED_VIEWS, Carried, Optimizer
 from fastoptim.optim.step_records import Piece
 
 
@@ -145,7 +145,7 @@ class LAMB(Optimizer):
         t: int,
         rates: Sequence[float],
         grad_scale: float,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> None:
         """The update of checked ``pieces`` as step ``t``: each run of layers in two
         passes, at its group's learning rate and decay."""
@@ -160,7 +160,7 @@ class LAMB(Optimizer):
         grad: np.ndarray,
         t: int,
         grad_scale: float = 1.0,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> None:
         """One layer alone as step ``t`` of that layer (see ``Optimizer.update_layer``)."""
         view = self._layer_segments[name]

@@ -67,6 +67,8 @@ CACHED_VIEWS = (
 )
 
 GradsLike = FlatParams | Mapping[str, np.ndarray] | np.ndarray
+# values the scalar function takes beside its own arguments (see ``scalar_table``)
+Carried = Mapping[str, float] | Sequence[Mapping[str, float]]
 
 # The keyword-only options every optimizer class takes after its hyper-parameters
 OWN_OPTIONS = [
@@ -366,7 +368,7 @@ class Optimizer:
         t: int,
         rates: Sequence[float],
         grad_scale: float,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> None:
         """The update itself: the kernel on checked ``pieces`` as step ``t``, with each
         group's learning rate from ``rates`` and every gradient times ``grad_scale``
@@ -384,7 +386,7 @@ class Optimizer:
         grad: np.ndarray,
         t: int,
         grad_scale: float = 1.0,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> None:
         """One kernel call that updates layer ``name`` alone, as step ``t`` of that layer,
         with the 1-D gradient ``grad`` (its size, this dtype) times ``grad_scale``.
@@ -422,25 +424,33 @@ class Optimizer:
         t: int,
         rates: Sequence[float],
         grad_scale: float = 1.0,
-        carried: Mapping[str, float] | None = None,
+        carried: Carried | None = None,
     ) -> list[tuple]:
         """The kernel's scalar record of every group for step ``t`` (empty for a frozen or
         empty group): the declaration's pure scalar function, in float64 (given
-        ``carried`` as keywords, where there are any)."""
+        ``carried`` as keywords, where there are any: one mapping for every group, or a
+        sequence of one per group)."""
         scalars, settings, default_decay = self.declaration.scalars, self.settings, self._decay
+        # per group: the same carried values for every group, or a mapping per group
+        per_group = [scalars] * len(self.groups)
         if carried:
-            scalars = partial(scalars, **carried)
+            per_group = [
+                partial(scalars, **values)
+                for values in (
+                    [carried] * len(self.groups) if isinstance(carried, Mapping) else carried
+                )
+            ]
         table: list[tuple]
         if len(self.groups) == 1:
-            table = [scalars(settings, t, rates[0], default_decay, grad_scale)]
+            table = [per_group[0](settings, t, rates[0], default_decay, grad_scale)]
         else:
             table = []
-            for group, lr in zip(self.groups, rates, strict=True):
+            for group, lr, scalars_of in zip(self.groups, rates, per_group, strict=True):
                 if group.frozen or not group.names:
                     table.append(())
                     continue
                 decay = default_decay if group.weight_decay is None else group.weight_decay
-                table.append(scalars(settings, t, lr, decay, grad_scale))
+                table.append(scalars_of(settings, t, lr, decay, grad_scale))
         if self._rounding_streams:  # bfloat16 state: the random streams' keys of step t
             keys = state_dtypes.rounding_keys(t, self._rounding_streams)
             table = [record + keys if record else record for record in table]
@@ -666,7 +676,8 @@ class Optimizer:
         settings, without the default group), ``t``, ``layout`` (names, shapes, dtype) and
         ``state`` (for each state buffer, a dict of arrays by layer name, as stored: codes
         for bfloat16 and for int8's quantized layers). int8 state adds ``scales`` (for
-        each state, each quantized layer's float32 block scales).
+        each state, each quantized layer's float32 block scales); an algorithm that carries
+        values from step to step adds ``running`` (see ``running_state``).
         """
         saved = {
             "algorithm": type(self).__name__,
@@ -675,6 +686,9 @@ class Optimizer:
             "t": self.t,
             "layout": self.layout.describe(),
         }
+        running = self.running_state()
+        if running:
+            saved["running"] = running
         if self.int8 is not None:
             saved["state"] = {key: self.int8.stored(key) for key in self.state}
             saved["scales"] = {key: self.int8.stored_scales(key) for key in self.state}
@@ -684,6 +698,26 @@ class Optimizer:
             for key, state in self.state.items()
         }
         return saved
+
+    def running_state(self) -> dict[str, Any]:
+        """What the algorithm carries from step to step besides its buffers and ``t``, as
+        plain values (JSON-ready), saved under ``'running'`` by ``state_dict`` and
+        checkpoints: nothing (Schedule-Free AdamW carries its mode and weight sums)."""
+        return {}
+
+    def checked_running_state(self, saved: object) -> Any:
+        """A saved ``running`` entry checked against this optimizer (raises saying what
+        differs), as ``restore_running_state`` takes it."""
+        if saved:
+            raise KeyError(
+                f"state_dict['running'] holds {sorted(saved) if isinstance(saved, Mapping) else saved!r}"
+                f", but {type(self).__name__} carries nothing from step to step: it was saved "
+                "by another algorithm"
+            )
+        return None
+
+    def restore_running_state(self, checked: Any) -> None:
+        """Take what ``checked_running_state`` returned (nothing to take here)."""
 
     def state_layout(self, key: str, layout: Layout) -> Layout:
         """How state ``key`` of parameters laid out as ``layout`` is laid out: as they are
@@ -762,10 +796,12 @@ class Optimizer:
                 )
         if self.int8 is not None:
             arrays.update(checked_scales(state_dict, self.int8))
+        running = self.checked_running_state(state_dict.get("running"))
         self.set_hyperparameters(**saved_hyperparameters)  # validates, then sets
         self.groups = groups
         for target, array in arrays.values():
             np.copyto(target, array)
+        self.restore_running_state(running)
         self.t = t
 
     def __repr__(self) -> str:

@@ -157,6 +157,8 @@ LAMB = torch_class_for(
     has_step_state=True,
 )
 
+from fastoptim.torch.schedule_free import AdamWScheduleFree  # noqa: E402  (needs the above)
+
 __all__ = [
     "ASGD",
     "LAMB",
@@ -166,6 +168,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdamWScheduleFree",
     "Adamax",
     "FlatOptimizer",
     "Lion",

@@ -5,6 +5,8 @@ schedulers, state_dict), the arguments from the algorithm's declaration."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -19,12 +21,15 @@ class DeclaredTorchOptimizer(torch.optim.Optimizer):
     subclasses set ``core_class``. fastoptim's checks run when the buffers are made."""
 
     core_class: Any  # a callable of a param group, as FlatOptimizer's
+    # what each param group holds besides the hyper-parameters, at its start (the values a
+    # class keeps in its groups from step to step: Schedule-Free AdamW's weight sums)
+    group_running_defaults: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, params: Any, *args: Any, **kwargs: Any) -> None:
         arguments = type(self).__signature__.bind(params, *args, **kwargs)  # type: ignore[attr-defined]
         arguments.apply_defaults()
         defaults = {k: v for k, v in arguments.arguments.items() if k != "params"}
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, **self.group_running_defaults})
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # as torch's own classes do for options added later: a state dict saved without a

@@ -110,7 +110,7 @@ class FlatOptimizer:
 
     def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
         core_class = self.core_class(group)
-        options = _group_options(group, core_class)
+        options = group_options(group, core_class)
         return core_class(params, **options, nonfinite="ignore"), options  # the check is ours
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -165,6 +165,7 @@ class FlatOptimizer:
             lambda: _offending(plans),
         ):
             return loss
+        self._step_begins()
         for plan in plans:
             if plan.active is None:
                 self._step_whole(plan.bucket, unscale)
@@ -173,6 +174,10 @@ class FlatOptimizer:
             for index in plan.outside_data:  # the parameter's own data, outside the buffer
                 plan.bucket.params[index].data.copy_(plan.bucket.data_views[index])
         return loss
+
+    def _step_begins(self) -> None:
+        """The step is taken (no check refused it, nothing skips it): what a class does
+        first (Schedule-Free AdamW advances its param groups' weight sums)."""
 
     def _sync_hyperparameters(self) -> None:
         """Give each bucket's optimizer its group's current settings (schedulers and users
@@ -185,7 +190,7 @@ class FlatOptimizer:
                     f"param_groups[{bucket.group_index}] now asks for another algorithm "
                     f"than {type(core).__name__}; construct a new optimizer for it"
                 )
-            options = _group_options(group, type(core))
+            options = group_options(group, type(core))
             if options != bucket.options:
                 core.set_hyperparameters(**options)  # validates, then sets
                 bucket.options = options
@@ -564,7 +569,7 @@ def _check_torch_options(group: dict) -> None:
             )
 
 
-def _group_options(group: dict, core_class: type[Optimizer]) -> dict[str, Any]:
+def group_options(group: dict, core_class: type[Optimizer]) -> dict[str, Any]:
     """A torch param group's settings, as the fastoptim class takes them: each declared
     hyper-parameter, read under torch's name for it (fastoptim's own options, which a
     torch.optim group lacks, at their defaults)."""
