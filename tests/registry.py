@@ -17,9 +17,11 @@ import numpy as np
 import fastoptim
 from fastoptim import reference
 from fastoptim.kernels.lion import lion_update
+from fastoptim.kernels.schedule_free import schedule_free_update
 from fastoptim.reference import (
     clipping,
     lion,
+    schedule_free,
     torch_adadelta,
     torch_adagrad,
     torch_adam,
@@ -135,6 +137,21 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
     "t0": (ErrorInput("t0 NaN", {"t0": float("nan")}, ValueError, "Invalid t0 value: nan"),),
     "max_grad_norm": (
         ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
+    ),
+    "warmup_steps": (
+        ErrorInput("warmup_steps < 0", {"warmup_steps": -1}, ValueError, "Invalid warmup_steps"),
+        ErrorInput(
+            "warmup_steps 2.5", {"warmup_steps": 2.5}, ValueError, "must be a whole number >= 0"
+        ),
+    ),
+    "r": (ErrorInput("r < 0", {"r": -0.5}, ValueError, "Invalid r value: -0.5"),),
+    "weight_lr_power": (
+        ErrorInput(
+            "weight_lr_power NaN",
+            {"weight_lr_power": float("nan")},
+            ValueError,
+            "Invalid weight_lr_power value: nan",
+        ),
     ),
 }
 NESTEROV_ERRORS = (
@@ -679,7 +696,62 @@ TORCH_ONLY = (
         ),
     ),
 )
-ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED, LION) + TORCH_ONLY
+
+
+def _schedule_free_init(parameters, hp):
+    """The reference's state, z made at once (the class makes it then too): (z,
+    exp_avg_sq, each layer's running values; the last is the reference's alone)."""
+    z = {"d" + name: np.array(value) for name, value in parameters.items()}
+    sums = {key: {"k": 0, "lr_max": -1.0, "weight_sum": 0.0} for key in z}
+    return z, {key: np.zeros_like(value) for key, value in z.items()}, sums
+
+
+# Schedule-Free AdamW (Defazio et al., 2024), against its plain-numpy reference (the
+# schedulefree package's for-loop form)
+SCHEDULE_FREE_DEFAULTS = fastoptim.AdamWScheduleFree.declaration.defaults()
+del SCHEDULE_FREE_DEFAULTS["max_grad_norm"]
+SCHEDULE_FREE = Algorithm(
+    name="schedule-free",
+    course_update=None,
+    course_init=None,
+    make_optimizer=lambda params, hp: fastoptim.AdamWScheduleFree(params, **hp),
+    state_names=("z", "exp_avg_sq"),
+    state_grad_powers=(0, 2),  # z follows the parameters: its rounding errors scale with them
+    hyperparameter_sets=(
+        {**SCHEDULE_FREE_DEFAULTS},
+        {
+            "lr": 0.05,
+            "betas": (0.8, 0.99),
+            "eps": 1e-6,
+            "weight_decay": 0.1,
+            "warmup_steps": 3,
+            "r": 0.5,
+            "weight_lr_power": 1.0,
+            "maximize": True,
+            "max_grad_norm": 1.0,
+        },
+        {
+            **SCHEDULE_FREE_DEFAULTS,
+            "lr": 0.01,
+            "betas": (0.0, 0.5),
+            "eps": 1e-3,
+            "weight_decay": 0.5,
+            "warmup_steps": 1,
+            "r": 2.0,
+            "weight_lr_power": 0.0,
+        },
+    ),
+    bit_identical_float64=False,  # the clipped set sums its norm in another order
+    kernel=schedule_free_update,
+    reference_update=_clipped(
+        lambda p, g, s, t, hp: schedule_free.update_parameters_with_adamw_schedule_free(
+            p, g, *s, **hp
+        )
+    ),
+    reference_init=_schedule_free_init,
+    optimizer_class=fastoptim.AdamWScheduleFree,
+)
+ALGORITHMS = ALGORITHMS + TORCH_FORMS + (MOMENTUM_CLIPPED, LION, SCHEDULE_FREE) + TORCH_ONLY
 COURSE_ALGORITHMS = tuple(a for a in ALGORITHMS if a.course_update is not None)
 ALGORITHMS_BY_NAME = {a.name: a for a in ALGORITHMS}
 
@@ -819,4 +891,6 @@ class Reference:
         self.algorithm.oracle_update(self.parameters, grads, self.states, t, self.hp)
 
     def current(self) -> tuple[dict, tuple[dict, ...]]:
-        return self.parameters, self.states
+        # the states the optimizer keeps too (a reference may keep more: Schedule-Free's
+        # running values)
+        return self.parameters, self.states[: len(self.algorithm.state_names)]

@@ -43,7 +43,7 @@ def test_bench_rows_are_consistent(algorithm, tmp_path):
     for row in rows:
         assert row["ms_per_step"] > 0
         assert row["speedup_over"][row["implementation"]] == pytest.approx(1.0)
-        two = {"adam", "adamw", "nadam", "radam", "adamax", "adadelta", "rprop"}
+        two = {"adam", "adamw", "nadam", "radam", "adamax", "adadelta", "rprop", "schedule-free"}
         n_state = 3 if algorithm == "amsgrad" else 2 if algorithm in two else 1
         expected_bytes = (3 + 2 * n_state) * 8 * row["elements"]
         if algorithm == "adafactor":  # its passes: 8 elements moved for 1-D layers (3e4's),
@@ -115,3 +115,30 @@ def test_the_torch_model_mode_steps_a_real_module(monkeypatch):
             contender.step()
     for mine, reference in zip(ours.params, theirs.params, strict=True):
         np.testing.assert_allclose(mine.detach().numpy(), reference.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("implementation", ["for-loop", "foreach"])
+def test_the_schedulefree_rows_do_fastoptims_update(implementation):
+    """The schedulefree package's rows step in train mode the update fastoptim.torch and
+    fastoptim make (after three steps, within its roundings)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("schedulefree")
+    from fastoptim.bench import contenders
+
+    problem = Problem("schedule-free", "3e4", model_shapes("3e4"), np.dtype(np.float64), 1)
+    inputs = problem.inputs()
+    sides = contenders.ScheduleFreePackage(implementation), contenders.FastoptimTorch()
+    for contender in sides:
+        contender.setup(problem, *inputs)
+        for _ in range(3):
+            contender.step()
+            for param, grad in zip(contender.params, inputs[1].values(), strict=True):
+                param.grad.copy_(torch.from_numpy(grad))  # the package divides it in place
+    numpy_side = FastoptimFlat()
+    numpy_side.setup(problem, *inputs)
+    for _ in range(3):
+        numpy_side.step()
+    for theirs, ours, flat in zip(*(side.params for side in sides), numpy_side.params.values(),
+                                  strict=True):  # fmt: skip
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(flat.ravel(), theirs.detach().numpy().ravel(), rtol=1e-12)

@@ -149,6 +149,18 @@ def test_an_optimizer_whose_step_needs_whole_layers_is_not_sharded(name):
     opt.step({"W": np.ones((4, 3))})  # its state was not released
 
 
+def test_an_optimizer_that_carries_running_values_is_not_sharded_yet():
+    import numpy as np
+
+    import fastoptim
+    import fastoptim.distributed
+
+    opt = fastoptim.AdamWScheduleFree({"W": np.ones((4, 3))})
+    with pytest.raises(TypeError, match="AdamWScheduleFree cannot be sharded yet"):
+        fastoptim.distributed.shard(opt)
+    opt.step({"W": np.ones((4, 3))})  # its state was not released
+
+
 def test_the_demo_runs_sharded_and_prints_what_one_process_does():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), NUMBA_NUM_THREADS="1")
     command = [sys.executable, "-m", "fastoptim", "demo", "--distributed", "--epochs", "30"]

@@ -96,7 +96,7 @@ class GroupedReference:
                 state["d" + name] = layer_state["d" + name]
 
     def current(self):
-        return self.parameters, self.states
+        return self.parameters, self.states[: len(self.algorithm.state_names)]
 
 
 class FlatParamsInOwnOrder(ObjectAPI):

@@ -107,6 +107,14 @@ ALGORITHMS = {
             traffic=passes_roof.lamb_traffic,
             roof=passes_roof.lamb_roof,
         ),
+        # torch.optim has no Schedule-Free AdamW: its peers are fastoptim.torch's and the
+        # schedulefree package's (foreach and for-loop)
+        BenchAlgorithm(
+            "schedule-free",
+            lambda p, **kw: fastoptim.AdamWScheduleFree(p, lr=LR, weight_decay=1e-2, **kw),
+            "AdamWScheduleFree",
+            {"weight_decay": 1e-2},
+        ),
         # torch.optim has no Lion: its peers are fastoptim.torch.Lion and lion-pytorch
         BenchAlgorithm(
             "lion",

@@ -215,6 +215,8 @@ class FastoptimTorch(Contender):
             **self.options,
             nonfinite=self.nonfinite,
         )
+        if hasattr(self.optimizer, "train"):  # Schedule-Free AdamW starts in eval mode
+            self.optimizer.train()
 
     def step(self) -> None:
         self.optimizer.step()
@@ -238,6 +240,34 @@ class LionPytorch(Contender):
 
         self.params = torch_parameters(problem, parameters, grads)
         self.optimizer = Lion(self.params, lr=LR, **problem.spec.torch_options)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+class ScheduleFreePackage(Contender):
+    """The schedulefree package's AdamWScheduleFree (per-tensor torch ops, foreach or a
+    for-loop) on the same torch parameters, in train mode: what its users run today."""
+
+    def __init__(self, implementation: str) -> None:
+        self.foreach = implementation == "foreach"
+        self.name = f"schedulefree {implementation}"
+
+    def available(self, problem: Problem) -> str | None:
+        if problem.algorithm != "schedule-free":
+            return "schedulefree's AdamWScheduleFree implements Schedule-Free AdamW only"
+        if importlib.util.find_spec("schedulefree") is None:
+            return "schedulefree is not installed (pip install --no-deps schedulefree)"
+        return None
+
+    def setup(self, problem: Problem, parameters: Arrays, grads: Arrays) -> None:
+        from schedulefree import AdamWScheduleFree
+
+        self.params = torch_parameters(problem, parameters, grads)
+        self.optimizer = AdamWScheduleFree(
+            self.params, lr=LR, foreach=self.foreach, **problem.spec.torch_options
+        )
+        self.optimizer.train()
 
     def step(self) -> None:
         self.optimizer.step()
@@ -354,6 +384,8 @@ def all_contenders() -> list[Contender]:
         Torch("fused"),
         FastoptimTorch(),
         LionPytorch(),
+        ScheduleFreePackage("foreach"),
+        ScheduleFreePackage("for-loop"),
         FastoptimTorchChecked(),
         WithGradScaler(Torch("fused")),
         WithGradScaler(FastoptimTorchFused()),

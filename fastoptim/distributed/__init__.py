@@ -46,6 +46,13 @@ def shard(optimizer: Optimizer, comm: Any = None, reduce: str = "mean") -> Shard
             "column means; LAMB: each layer's norms for its trust ratio), which a rank's "
             "slice of the buffer does not hold; run it unsharded"
         )
+    if optimizer.running_state():
+        raise TypeError(
+            f"{type(optimizer).__name__} cannot be sharded yet: it carries values from step "
+            "to step besides its buffers (Schedule-Free AdamW: its train/eval mode and weight "
+            "sums), which sharded optimizers and their checkpoints do not keep; run it "
+            "unsharded"
+        )
     try:
         from mpi4py import MPI
     except ImportError as error:

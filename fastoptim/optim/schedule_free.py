@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from fastoptim.kernels import new_record
 from fastoptim.kernels.schedule_free import (
     ScheduleFreeScalars,
@@ -165,6 +167,8 @@ class AdamWScheduleFree(Optimizer):
 
     def __init__(self, params: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(params, *args, **kwargs)
+        # z = y at the start (and again at the first step, should the parameters change)
+        self.state["z"].buffer[:] = self.params.buffer
         self.train_mode = True
         self.averages = [WeightAverage()] * len(self.groups)
 
@@ -184,7 +188,7 @@ class AdamWScheduleFree(Optimizer):
             self.train_mode = True
 
     def _move(self, weight: float) -> None:
-        if self.t == 0:  # no z yet: x = y = z
+        if self.t == 0:  # x = y = z until the first step
             return
         for run in self._flat_runs:
             interpolate.variant_for(run.param)(run.param, run.states[0], weight, 1.0 - weight)
@@ -219,15 +223,49 @@ class AdamWScheduleFree(Optimizer):
         self.check_train_mode()
         if t == 1:  # z starts as the parameters at the first step, as the package's
             self.state["z"].buffer[:] = self.params.buffer
-        if carried is not None:
-            super().apply(pieces, t, rates, grad_scale, carried)
-            return
-        advanced = [
+        advanced = self._advanced(t, rates) if carried is None else None
+        super().apply(pieces, t, rates, grad_scale, carried or _ckp1s(advanced))
+        if advanced is not None:
+            self.averages = [average for average, _ in advanced]
+
+    def update_layer(
+        self,
+        name: str,
+        grad: np.ndarray,
+        t: int,
+        grad_scale: float = 1.0,
+        carried: Carried | None = None,
+    ) -> None:
+        """One layer alone as step ``t`` of that layer (see ``Optimizer.update_layer``):
+        its caller keeps the step counts, so it keeps the weight sums too and passes
+        ``carried={'ckp1': c}``, the weight of step ``t`` in the average (fastoptim.torch
+        keeps them in its param groups)."""
+        if not carried:
+            raise TypeError(
+                "AdamWScheduleFree.update_layer needs carried={'ckp1': c}: the weight of "
+                "step t in the average, which the caller keeps with its step counts "
+                "(see WeightAverage.advanced); opt.step keeps them itself"
+            )
+        super().update_layer(name, grad, t, grad_scale, carried)
+
+    def scalar_table(
+        self,
+        t: int,
+        rates: Sequence[float],
+        grad_scale: float = 1.0,
+        carried: Carried | None = None,
+    ) -> list[tuple]:
+        """As ``Optimizer.scalar_table``; without ``carried``, each group's ``ckp1`` is
+        the one step ``t`` would take from its weight sums now (nothing changes)."""
+        if carried is None:
+            carried = _ckp1s(self._advanced(t, rates))
+        return super().scalar_table(t, rates, grad_scale, carried)
+
+    def _advanced(self, t: int, rates: Sequence[float]) -> list[tuple[WeightAverage, float]]:
+        return [
             average.advanced(self.settings, t, lr)
             for average, lr in zip(self.averages, rates, strict=True)
         ]
-        super().apply(pieces, t, rates, grad_scale, [{"ckp1": ckp1} for _, ckp1 in advanced])
-        self.averages = [average for average, _ in advanced]
 
     # -- saving and restoring -------------------------------------------------------------
     def running_state(self) -> dict[str, Any]:
@@ -266,3 +304,8 @@ class AdamWScheduleFree(Optimizer):
 
     def restore_running_state(self, checked: tuple[bool, list[WeightAverage]]) -> None:
         self.train_mode, self.averages = checked
+
+
+def _ckp1s(advanced: Sequence[tuple[WeightAverage, float]] | None) -> list[dict[str, float]]:
+    """Each group's ``ckp1`` as the scalar function takes it (carried)."""
+    return [{"ckp1": ckp1} for _, ckp1 in advanced or ()]
