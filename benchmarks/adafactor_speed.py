@@ -2,7 +2,7 @@
 passes it makes (fastoptim.kernels.passes_roof), timed in interleaved rounds: a report run by
 hand (needs torch).
 
-    python benchmarks/adafactor_speed.py [--threads 2] [--rounds 15]
+    python -m benchmarks.adafactor_speed [--threads 2] [--rounds 15]   (from the checkout)
 
 Models: a 1000 x 9999 matrix (factored: 3 passes, 24 bytes per float32 element), a
 9,999,000-element vector (full second moment: 2 passes, 32 bytes), and the bench's torch
@@ -14,13 +14,12 @@ contender once, in turn; prints medians in ms and the ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numba
 import numpy as np
 
 import fastoptim
+from benchmarks.common import interleaved_medians
 from fastoptim.bench.problems import model_shapes
 from fastoptim.kernels.passes_roof import adafactor_roof
 
@@ -71,16 +70,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for model, shapes in MODELS.items():
         steps = contenders(shapes)
-        for step in steps.values():  # compiled, warmed
-            step()
-            step()
-        times: dict[str, list[float]] = {label: [] for label in steps}
-        for _ in range(args.rounds):
-            for label, step in steps.items():
-                start = time.perf_counter()
-                step()
-                times[label].append((time.perf_counter() - start) * 1e3)
-        ms = {label: statistics.median(values) for label, values in times.items()}
+        ms = interleaved_medians(steps, args.rounds)
         fastest = min(ms["torch for-loop"], ms["torch foreach"])
         print(
             f"| {model} | {args.rounds} | {ms['roof']:.3g} | {ms['fastoptim']:.3g} "

@@ -1,4 +1,9 @@
-"""The asv benchmarks reuse the bench command's models and contenders."""
+"""The asv benchmarks reuse the bench command's models and contenders; the hand-run reports
+share their timing."""
+
+import statistics
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,3 +44,18 @@ def ready(kind, algorithm, n_elements, dtype="float32", state_dtype=None):
     contender.setup(this_problem, *this_problem.inputs())
     contender.step()
     return contender
+
+
+def interleaved_medians(steps: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Each step run twice (compiled, warmed), then once per round, in turn: the median
+    milliseconds of each (the machine's noise falls on every contender alike)."""
+    for step in steps.values():
+        step()
+        step()
+    times: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[label].append((time.perf_counter() - start) * 1e3)
+    return {label: statistics.median(values) for label, values in times.items()}

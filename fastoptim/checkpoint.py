@@ -10,7 +10,8 @@ The file is an ``.npz`` archive (a zip of ``.npy`` arrays, each with a CRC-32) t
 - ``state.<name>``: one flat buffer per optimizer state (``exp_avg``, ``velocity``, ...), as
   stored (bfloat16 or int8 codes);
 - int8 state adds ``scales.<name>`` (the block scales of the quantized layers) and
-  ``small.<name>`` (the float32 state of the layers too small to quantize).
+  ``small.<name>`` (the float32 state of the layers too small to quantize);
+- ``ema``: the weight EMA (``ema_decay``), laid out like ``params``.
 
 Saving is atomic: the archive is written to a temporary file in the same directory, flushed
 to disk, renamed over ``path`` and the directory entry synced, so a crash at any moment
@@ -94,7 +95,7 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     Raises :class:`CheckpointError` for a truncated or corrupted file, a file of another
     algorithm or layout, or NaN/Inf in it; the optimizer and its parameters are then unchanged.
     """
-    manifest, params, states, int8_parts = _read(os.fspath(path))
+    manifest, params, states, int8_parts, ema = _read(os.fspath(path))
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(
             f"{path} is not a fastoptim checkpoint of version {VERSION} "
@@ -126,6 +127,10 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     }
     if "running" in manifest:
         state_dict["running"] = manifest["running"]
+    if ema is not None:
+        _check_flat(ema, target, f"{path}: ema")
+        saved_ema = FlatParams(saved_layout, ema)
+        state_dict["ema"] = {name: saved_ema[name] for name in saved_layout.names}
     if int8_parts:
         saved = state_dict["hyperparameters"]
         block = blockwise.block_elements(
@@ -185,8 +190,12 @@ def _int8_layers(
 
 def _read(
     path: str,
-) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Every array of the file, fully read (so each member's CRC-32 is verified)."""
+) -> tuple[
+    dict[str, Any], np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None
+]:
+    """Every array of the file, fully read (so each member's CRC-32 is verified): the
+    manifest, the parameters, the state, int8's other parts and the weight EMA (None if
+    the file has none)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -202,14 +211,17 @@ def _read(
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{path}: the manifest is not a JSON object")
     states, int8_parts = {}, {}
+    ema = None
     for name, array in members.items():
         if name.startswith(("scales.", "small.")):
             int8_parts[name] = array
         elif name.startswith("state."):
             states[name.removeprefix("state.")] = array
+        elif name == "ema":
+            ema = array
         else:
             raise CheckpointError(f"{path}: unexpected entry {name!r}")
-    return manifest, params, states, int8_parts
+    return manifest, params, states, int8_parts, ema
 
 
 def _check_flat(array: np.ndarray, target: np.ndarray, label: str, any_dtype: bool = False) -> None:

@@ -138,6 +138,12 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
     "max_grad_norm": (
         ErrorInput("max_grad_norm 0", {"max_grad_norm": 0.0}, ValueError, "Invalid max_grad_norm"),
     ),
+    "ema_decay": (
+        ErrorInput("ema_decay 1", {"ema_decay": 1.0}, ValueError, r"Invalid ema_decay: 1.0"),
+        ErrorInput(
+            "ema_decay < 0", {"ema_decay": -0.1}, ValueError, r"must be a number in \[0, 1\)"
+        ),
+    ),
     "warmup_steps": (
         ErrorInput("warmup_steps < 0", {"warmup_steps": -1}, ValueError, "Invalid warmup_steps"),
         ErrorInput(
@@ -708,8 +714,9 @@ def _schedule_free_init(parameters, hp):
 
 # Schedule-Free AdamW (Defazio et al., 2024), against its plain-numpy reference (the
 # schedulefree package's for-loop form)
-SCHEDULE_FREE_DEFAULTS = fastoptim.AdamWScheduleFree.declaration.defaults()
-del SCHEDULE_FREE_DEFAULTS["max_grad_norm"]
+SCHEDULE_FREE_DEFAULTS = {
+    hp.name: hp.default for hp in fastoptim.AdamWScheduleFree.declaration.hyperparameters
+}
 SCHEDULE_FREE = Algorithm(
     name="schedule-free",
     course_update=None,

@@ -162,6 +162,14 @@ HYPERPARAMETERS["lion"] = st.fixed_dictionaries(
         "maximize": st.booleans(),
     }
 )
+HYPERPARAMETERS["schedule-free"] = st.fixed_dictionaries(
+    {
+        **ADAM_VARIANT,
+        "warmup_steps": st.integers(0, 4),
+        "r": st.floats(0, 2),
+        "weight_lr_power": st.floats(0, 3),
+    }
+)
 HYPERPARAMETERS["sgd"] = st.fixed_dictionaries(
     {
         "lr": st.floats(0, 1),

@@ -263,7 +263,7 @@ def test_the_in_place_move_is_torchs_lerp(weight, dtype):
     # exactly): the same bits as the reference's two forms, which round differently in
     # about a quarter of the elements; torch's own vectorised loop fuses the multiply-add,
     # so it is within two roundings of them
-    from fastoptim.kernels.schedule_free import interpolate
+    from fastoptim.kernels.interpolation import interpolate
 
     rng = np.random.default_rng(4)
     start, end = (rng.standard_normal(5000).astype(dtype) for _ in range(2))

@@ -72,6 +72,7 @@ def test_state_dict_contents():
         "state_dtype": "float32",
         "block_size": None,
         "max_grad_norm": None,
+        "ema_decay": None,
     }
     assert sd["t"] == 1
     assert sd["layout"] == {

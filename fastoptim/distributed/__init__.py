@@ -46,6 +46,11 @@ def shard(optimizer: Optimizer, comm: Any = None, reduce: str = "mean") -> Shard
             "column means; LAMB: each layer's norms for its trust ratio), which a rank's "
             "slice of the buffer does not hold; run it unsharded"
         )
+    if optimizer.ema is not None:
+        raise TypeError(
+            "an optimizer with ema_decay cannot be sharded yet: the weight EMA would be "
+            "kept in slices that no rank gathers; shard it without ema_decay"
+        )
     if optimizer.running_state():
         raise TypeError(
             f"{type(optimizer).__name__} cannot be sharded yet: it carries values from step "

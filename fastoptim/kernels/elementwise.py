@@ -27,6 +27,7 @@ from numba import types
 
 from fastoptim.kernels import bfloat16, int8
 from fastoptim.kernels.compiled import CompiledLoop
+from fastoptim.kernels.interpolation import lerp
 from fastoptim.kernels.loop_source import BLOCKS_PER_CHUNK, CHUNK, STORAGES, loop_source
 
 # new_record(Record, values): the NamedTuple ``Record(*values)`` from its field values in
@@ -65,6 +66,7 @@ def _make_body(loop_source: str, element: Callable, name: str):
             "weyl": bfloat16.weyl,
             "high16": bfloat16.high16,
             **{name: getattr(int8, name) for name in _INT8_NAMES},
+            "lerp": lerp,
         }
         exec(compile(factory, __file__, "exec"), namespace)
         return namespace["make"](element, loop)
@@ -99,11 +101,15 @@ class UpdateLoop(CompiledLoop):
         n_state: int,
         storage: str,
         unsigned: frozenset[int] = frozenset(),
+        ema: bool = False,
     ):
         super().__init__(make_body, signature)
         self.n_state = n_state
         self.storage = storage
         self.unsigned = unsigned  # the states never negative (int8 codes them as uint8)
+        # the loop also moves a weight average: ``ema`` after the states, its two scalars
+        # after the algorithm's
+        self.ema = ema
 
     @property
     def n_random_streams(self) -> int:
@@ -168,28 +174,41 @@ class ElementwiseUpdate(UpdateLoop):
         unknown = (set(self.switches) | set(self.int8_only)) - set(self.scalar_names)
         if unknown:
             raise TypeError(f"{self.name}: switches or gates {unknown} are not its scalars")
-        super().__init__(self._body("float"), self._signature, n_state, "float", self.unsigned)
-        self._stored: dict[str, UpdateLoop] = {"float": self}
+        super().__init__(
+            self._body("float", False), self._signature(False), n_state, "float", self.unsigned
+        )
+        self._stored: dict[tuple[str, bool], UpdateLoop] = {("float", False): self}
 
     @property
     def n_scalars(self) -> int:
         return len(self.scalar_names)
 
-    def stored_as(self, storage: str) -> UpdateLoop:
-        """The loop for state stored as ``storage`` (one of ``STORAGES``)."""
-        loop = self._stored.get(storage)
+    def stored_as(self, storage: str, ema: bool = False) -> UpdateLoop:
+        """The loop for state stored as ``storage`` (one of ``STORAGES``); with ``ema``,
+        the loop that also moves a weight average (see ``loop_source``)."""
+        loop = self._stored.get((storage, ema))
         if loop is None:
-            signatures = {"bfloat16": self._bfloat16_signature, "int8": self._int8_signature}
+            signatures = {
+                "float": self._signature,
+                "bfloat16": self._bfloat16_signature,
+                "int8": self._int8_signature,
+            }
             if storage not in signatures:
                 raise ValueError(f"no {storage!r} loop; the storages are {list(STORAGES)}")
             loop = UpdateLoop(
-                self._body(storage), signatures[storage], self.n_state, storage, self.unsigned
+                self._body(storage, ema),
+                signatures[storage](ema),
+                self.n_state,
+                storage,
+                self.unsigned,
+                ema,
             )
-            self._stored[storage] = loop
+            self._stored[storage, ema] = loop
         return loop
 
-    def _body(self, storage: str) -> Callable:
+    def _body(self, storage: str, ema: bool) -> Callable:
         name = self.name if storage == "float" else f"{self.name}_{storage}"
+        name += "_ema" if ema else ""
         source = loop_source(
             storage,
             name,
@@ -199,39 +218,70 @@ class ElementwiseUpdate(UpdateLoop):
             self.switches,
             self.unsigned,
             self.int8_only,
+            ema,
         )
         return _make_body(source, self.element, name)
 
-    def _signature(self, dtype):
-        scalar = numba.from_dtype(dtype)
-        writable = types.Array(scalar, 1, "C")
-        read_only = types.Array(scalar, 1, "C", readonly=True)
-        state = (writable,) * self.n_state
-        return types.none(writable, read_only, *state, *(scalar,) * self.n_scalars)
+    def _signature(self, ema: bool) -> Callable:
+        def signature(dtype):
+            scalar = numba.from_dtype(dtype)
+            writable = types.Array(scalar, 1, "C")
+            read_only = types.Array(scalar, 1, "C", readonly=True)
+            state = (writable,) * self.n_state
+            average, average_scalars = _ema_arguments(ema, scalar)
+            return types.none(
+                writable, read_only, *state, *average, *(scalar,) * self.n_scalars,
+                *average_scalars,
+            )  # fmt: skip
 
-    def _bfloat16_signature(self, dtype):
-        if dtype != np.float32:
-            raise TypeError(f"bfloat16 state needs float32 parameters, not {dtype}")
-        writable = types.Array(types.float32, 1, "C")
-        read_only = types.Array(types.float32, 1, "C", readonly=True)
-        state = (types.Array(types.uint16, 1, "C"),) * self.n_state
-        scalars = (types.float32,) * self.n_scalars
-        keys = (types.uint32,) * self.stored_as("bfloat16").n_random_streams
-        return types.none(writable, read_only, *state, types.int64, *scalars, *keys)
+        return signature
 
-    def _int8_signature(self, dtype):
-        """(param, grad, *codes, *scales, bounds, block, *scalars): the codes int8 for a
-        signed state and uint8 for an unsigned one, one float32 scale per block, the
-        blocks' int64 bounds and the longest block's length."""
-        if dtype != np.float32:
-            raise TypeError(f"int8 state needs float32 parameters, not {dtype}")
-        writable = types.Array(types.float32, 1, "C")
-        read_only = types.Array(types.float32, 1, "C", readonly=True)
-        codes = tuple(
-            types.Array(types.uint8 if k in self.unsigned else types.int8, 1, "C")
-            for k in range(self.n_state)
-        )
-        scales = (writable,) * self.n_state
-        bounds = types.Array(types.int64, 1, "C", readonly=True)
-        scalars = (types.float32,) * self.n_scalars
-        return types.none(writable, read_only, *codes, *scales, bounds, types.int64, *scalars)
+    def _bfloat16_signature(self, ema: bool) -> Callable:
+        def signature(dtype):
+            if dtype != np.float32:
+                raise TypeError(f"bfloat16 state needs float32 parameters, not {dtype}")
+            writable = types.Array(types.float32, 1, "C")
+            read_only = types.Array(types.float32, 1, "C", readonly=True)
+            state = (types.Array(types.uint16, 1, "C"),) * self.n_state
+            scalars = (types.float32,) * self.n_scalars
+            keys = (types.uint32,) * self.stored_as("bfloat16").n_random_streams
+            average, average_scalars = _ema_arguments(ema, types.float32)
+            return types.none(
+                writable, read_only, *state, *average, types.int64, *scalars, *average_scalars,
+                *keys,
+            )  # fmt: skip
+
+        return signature
+
+    def _int8_signature(self, ema: bool) -> Callable:
+        """(param, grad, *codes, [ema,] *scales, bounds, block, *scalars[, ema scalars]):
+        the codes int8 for a signed state and uint8 for an unsigned one, one float32 scale
+        per block, the blocks' int64 bounds and the longest block's length."""
+
+        def signature(dtype):
+            if dtype != np.float32:
+                raise TypeError(f"int8 state needs float32 parameters, not {dtype}")
+            writable = types.Array(types.float32, 1, "C")
+            read_only = types.Array(types.float32, 1, "C", readonly=True)
+            codes = tuple(
+                types.Array(types.uint8 if k in self.unsigned else types.int8, 1, "C")
+                for k in range(self.n_state)
+            )
+            scales = (writable,) * self.n_state
+            bounds = types.Array(types.int64, 1, "C", readonly=True)
+            scalars = (types.float32,) * self.n_scalars
+            average, average_scalars = _ema_arguments(ema, types.float32)
+            return types.none(
+                writable, read_only, *codes, *average, *scales, bounds, types.int64, *scalars,
+                *average_scalars,
+            )  # fmt: skip
+
+        return signature
+
+
+def _ema_arguments(ema: bool, scalar: Any) -> tuple[tuple, tuple]:
+    """The weight average's array and its two scalars in a loop's signature (none
+    without ``ema``)."""
+    if not ema:
+        return (), ()
+    return (types.Array(scalar, 1, "C"),), (scalar, scalar)

@@ -38,7 +38,7 @@ PREFETCH_SPAN = 256
 STORAGES = ("float", "bfloat16", "int8")
 
 _FLOAT_LOOP = """
-def {name}(param, grad, {states}{scalars}):
+def {name}(param, grad, {states}{ema}{scalars}{ema_scalars}):
     zero = param.dtype.type(0)
 {present}
 {inner}
@@ -47,9 +47,9 @@ _FLOAT_INNER = """
     for i in loop(param.size):
         p, {new} = element(param[i], grad[i], {loads}{scalars})
 {stores}
-        param[i] = p"""
+        param[i] = p{ema_store}"""
 _BFLOAT16_LOOP = """
-def {name}(param, grad, {states}offset, {scalars}{keys}):
+def {name}(param, grad, {states}{ema}offset, {scalars}{ema_scalars}{keys}):
     zero = np.float32(0)
 {present}
     n = param.size
@@ -57,7 +57,7 @@ def {name}(param, grad, {states}offset, {scalars}{keys}):
         start = chunk * CHUNK
         stop = min(start + CHUNK, n)
         param_c = param[start:stop]
-        grad_c = grad[start:stop]
+        grad_c = grad[start:stop]{ema_slice}
 {slices}
 {streams}
 {inner}
@@ -66,10 +66,10 @@ _BFLOAT16_INNER = """
         for i in range(param_c.size):
             p, {new} = element(param_c[i], grad_c[i], {loads}{scalars})
 {stores}
-            param_c[i] = p
+            param_c[i] = p{ema_store}
 {advance}"""
 _INT8_LOOP = """
-def {name}(param, grad, {states}{scales}bounds, block, {scalars}):
+def {name}(param, grad, {states}{ema}{scales}bounds, block, {scalars}{ema_scalars}):
     zero = np.float32(0)
 {present}
     n_blocks = bounds.size - 1
@@ -79,7 +79,7 @@ def {name}(param, grad, {states}{scales}bounds, block, {scalars}):
             start = bounds[b]
             stop = bounds[b + 1]
             param_b = param[start:stop]
-            grad_b = grad[start:stop]
+            grad_b = grad[start:stop]{ema_slice}
             ahead = stop + {ahead}
             for j in range(ahead, ahead + min(stop - start, {span}), 16):  # 64-byte lines
                 prefetch(param, j)
@@ -91,7 +91,7 @@ _INT8_INNER = """
 {prologue}
             for i in range(param_b.size):
                 p, {new} = element(param_b[i], grad_b[i], {loads}{scalars})
-                param_b[i] = p
+                param_b[i] = p{ema_store}
 {keep}
 {rescale}
             for i in range(param_b.size):
@@ -107,6 +107,7 @@ def loop_source(
     switches: Mapping[str, float],
     unsigned: Collection[int] = (),
     int8_only: Mapping[str, float] | None = None,
+    ema: bool = False,
 ) -> str:
     """The source of the ``storage`` loop of an element function with ``n_state`` states.
 
@@ -115,12 +116,25 @@ def loop_source(
     place-holder); ``switches`` maps scalars to the value that turns their option off (the
     float loop switches on the gates alone); ``unsigned`` are the states that are never
     negative (int8 stores them with the unsigned map); ``int8_only`` maps the scalars only
-    the int8 loop uses to the value that stands for them in the others."""
+    the int8 loop uses to the value that stands for them in the others. With ``ema``, the
+    loop takes the buffer ``ema`` after the states and ``ema_weight, ema_complement`` after
+    the scalars, and moves each element's average towards its new parameter
+    (``lerp(ema, p, ema_weight)``) in the same pass."""
     fixed = {} if storage == "int8" else dict(int8_only or {})
     states = [f"s{k}" for k in range(n_state)]
+    piece = {"float": "", "bfloat16": "_c", "int8": "_b"}.get(storage, "")
+    depth = {"float": 8, "bfloat16": 12, "int8": 16}.get(storage, 8)
     common = {
         "name": name,
         "states": "".join(x + ", " for x in states),
+        "ema": "ema, " if ema else "",
+        "ema_scalars": "ema_weight, ema_complement, " if ema else "",
+        "ema_slice": f"\n{' ' * (depth - 4)}ema{piece} = ema[start:stop]" if ema and piece else "",
+        "ema_store": (
+            f"\n{' ' * depth}ema{piece}[i] = lerp(ema{piece}[i], p, ema_weight, ema_complement)"
+            if ema
+            else ""
+        ),
         "scalars": "".join(x + ", " for x in scalars),
         "present": "\n".join(
             f"    has{k} = s{k}.size != 0 and {gate} != 0.0" for k, gate in sorted(optional.items())
@@ -136,6 +150,7 @@ def loop_source(
                 loads=_loads(loads, kept),
                 scalars=arguments,
                 stores="\n".join(f"        s{k}[i] = n{k}" for k in kept),
+                ema_store=common["ema_store"],
             )
 
         inner = _switched(float_body, 4, n_state, "param.dtype.type", {}, optional, scalars, fixed)
@@ -169,6 +184,7 @@ def _bfloat16_source(common, new, n_state, scalars, optional, switches, fixed) -
             scalars=arguments,
             stores="\n".join(stores),
             advance=advance,
+            ema_store=common["ema_store"],
         )
 
     return _BFLOAT16_LOOP.format(
@@ -219,6 +235,7 @@ def _int8_source(common, new, n_state, scalars, optional, switches, unsigned) ->
             keep="\n".join(keep),
             rescale="\n".join(rescale),
             encode="\n".join(encode) or f"{pad}    pass",
+            ema_store=common["ema_store"],
         )
 
     return _INT8_LOOP.format(

@@ -1,5 +1,5 @@
-"""Schedule-Free AdamW (Defazio et al., 2024), one pass over the buffer, and the in-place
-move between its two sequences (``train()`` / ``eval()``).
+"""Schedule-Free AdamW (Defazio et al., 2024), one pass over the buffer (its in-place move
+between its two sequences, ``train()`` / ``eval()``, is ``interpolation.interpolate``).
 
 The parameters hold ``y``, the point the gradient is taken at; the state holds ``z``, the
 base sequence, and Adam's second moment. The average ``x`` is never stored: while
@@ -11,10 +11,9 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import types
 
-from fastoptim.kernels.compiled import CompiledLoop
 from fastoptim.kernels.elementwise import ElementwiseUpdate
+from fastoptim.kernels.interpolation import lerp
 
 
 class ScheduleFreeScalars(NamedTuple):
@@ -30,16 +29,6 @@ class ScheduleFreeScalars(NamedTuple):
     omckp1: float  # 1 - ckp1
     y_step: float  # lr (beta1 (1 - ckp1) - 1): y's step along the normalized gradient
     lr: float  # the warmed-up learning rate: z's step
-
-
-@numba.njit(inline="always")
-def lerp(start, end, weight, complement):
-    """``start + weight (end - start)`` as torch's ``lerp`` computes it: from ``end`` when
-    ``|weight| >= 0.5``, so that weight 1 gives ``end`` exactly. ``complement`` is
-    ``1 - weight``, a scalar argument (a float literal would make float32 loops float64)."""
-    if abs(weight) < 0.5:
-        return start + weight * (end - start)
-    return end - (end - start) * complement
 
 
 @numba.njit(inline="always")
@@ -65,23 +54,3 @@ schedule_free_update = ElementwiseUpdate(
     switches={"weight_decay": 0.0},
     unsigned={1},
 )
-
-
-def _interpolate_body(loop):
-    def interpolate(p, z, weight, complement):
-        # p moves in place to lerp(p, z, weight): y -> x (eval) or x -> y (train)
-        for i in loop(p.size):
-            p[i] = lerp(p[i], z[i], weight, complement)
-
-    return interpolate
-
-
-def _interpolate_signature(dtype):
-    value = numba.from_dtype(np.dtype(dtype))
-    writable = types.Array(value, 1, "C")
-    readonly = types.Array(value, 1, "C", readonly=True)
-    return types.none(writable, readonly, value, value)
-
-
-# interpolate(p, z, weight, 1 - weight): p = lerp(p, z, weight), 3 elements of traffic
-interpolate = CompiledLoop(_interpolate_body, _interpolate_signature)

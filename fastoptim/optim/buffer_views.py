@@ -46,6 +46,7 @@ class Buffers(NamedTuple):
     storage: str = "float"
     first_index: int = 0
     int8: Int8Storage | None = None
+    ema: FlatParams | None = None  # the weight EMA, laid out like the parameters
 
     def is_small(self, name: str) -> bool:
         """Whether layer ``name`` keeps float32 state under int8 storage."""
@@ -55,7 +56,16 @@ class Buffers(NamedTuple):
         self, names: Sequence[str], start: int, stop: int
     ) -> tuple[tuple, tuple, UpdateLoop | None]:
         """The state views of neighbouring layers ``names`` (buffer[start:stop]) in the
-        kernel's order, the kernel's arguments after them and the loop to call."""
+        kernel's order, the kernel's arguments after them (the weight EMA's range first,
+        where there is one) and the loop to call."""
+        states, tail, loop = self._storage_views(names, start, stop)
+        if self.ema is not None:
+            tail = (self.ema.buffer[start:stop], *tail)
+        return states, tail, loop
+
+    def _storage_views(
+        self, names: Sequence[str], start: int, stop: int
+    ) -> tuple[tuple, tuple, UpdateLoop | None]:
         params, state, order, int8 = self.params, self.state, self.order, self.int8
         dtype = params.layout.dtype
         if int8 is not None and self.is_small(names[0]):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any, NamedTuple
 
 from fastoptim.kernels import ElementwiseUpdate
-from fastoptim.optim.hyperparameters import check_max_norm
+from fastoptim.optim.hyperparameters import check_ema_decay, check_max_norm
 
 # the record of an algorithm's hyper-parameters other than lr (a frozen dataclass made per
 # declaration: ``settings.betas``)
@@ -65,6 +65,20 @@ MAX_GRAD_NORM = HyperParameter(
     "``opt.last_grad_norm`` keeps the norm. None: no clipping.",
     keyword_only=True,
 )
+EMA_DECAY = HyperParameter(
+    "ema_decay",
+    None,
+    check_ema_decay,
+    "Keep an exponential moving average of the weights, updated in the step's own pass "
+    "(one more read and write per element), as torch.optim.swa_utils' ``AveragedModel("
+    "model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))`` updated after every step: the "
+    "first step copies the weights, then ``ema = ema_decay * ema + (1 - ema_decay) * p``. "
+    "``opt.ema`` holds it (keyed like the parameters); ``with opt.ema_weights():`` swaps it "
+    "into the parameters in place and back. None: no average.",
+    keyword_only=True,
+)
+# the options every algorithm takes after its own hyper-parameters, saved with them
+COMMON_OPTIONS = (MAX_GRAD_NORM, EMA_DECAY)
 COMMON_DOC = """\
 groups : list of Group, optional
     Layers with their own settings (``lr``, and ``weight_decay`` where the algorithm has it),
@@ -105,14 +119,14 @@ class Declaration:
     def __post_init__(self) -> None:
         if self.hyperparameters[0].name != "lr":
             raise TypeError(f"{self.name}: the first hyper-parameter is lr")
-        names = [hp.name for hp in self.hyperparameters[1:]] + [MAX_GRAD_NORM.name]
+        names = [hp.name for hp in self.hyperparameters[1:]] + [o.name for o in COMMON_OPTIONS]
         settings_type = make_dataclass(f"{self.name}Settings", names, frozen=True, slots=True)
         object.__setattr__(self, "settings_type", settings_type)
 
     @property
     def every_hyperparameter(self) -> tuple[HyperParameter, ...]:
         """The algorithm's hyper-parameters and the options saved with them."""
-        return (*self.hyperparameters, MAX_GRAD_NORM)
+        return (*self.hyperparameters, *COMMON_OPTIONS)
 
     def with_defaults(self, name: str, **defaults: Any) -> Declaration:
         """This declaration under another name with other defaults (AdamW from Adam)."""

@@ -139,6 +139,17 @@ def check_max_norm(value: Any, name: str = "max_grad_norm") -> float | None:
     return float(value)
 
 
+def check_ema_decay(value: Any, name: str = "ema_decay") -> float | None:
+    """A weight EMA's decay in [0, 1), as a float; None (no EMA) stays None."""
+    if value is None:
+        return None
+    if not (_real(value) and 0.0 <= value < 1.0):
+        raise ValueError(
+            f"Invalid {name}: {value!r} ({name} must be a number in [0, 1), such as 0.999, or None)"
+        )
+    return float(value)
+
+
 def check_flag(value: Any, name: str) -> bool:
     """A bool option such as ``amsgrad`` or ``maximize`` (numpy bools too, not 0/1)."""
     if not isinstance(value, (bool, np.bool_)):

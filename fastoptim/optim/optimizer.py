@@ -14,11 +14,12 @@ of each group), ``gradient_norm``, ``offending_layers``, ``apply`` (the update i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
 import textwrap
-from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from functools import cached_property, partial
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ import numpy as np
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.kernels import UpdateLoop, new_record
+from fastoptim.kernels.interpolation import swap
 from fastoptim.optim import blockwise, state_dtypes
 from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
@@ -105,6 +107,7 @@ class Optimizer:
     cached_views: ClassVar[tuple[str, ...]] = CACHED_VIEWS
     # the gradient buffer of the last flat step and its checked pieces (none yet)
     _last_flat_pieces: tuple[np.ndarray | None, list[Piece], list[np.ndarray]] = (None, [], [])
+    _ema_swapped = False  # inside ``ema_weights()``: the parameters hold the average
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -150,6 +153,19 @@ class Optimizer:
         )
         self.params: FlatParams = _as_flat_params(params, layer_order(self.groups, names))
         self.layout = self.params.layout
+        # the weight EMA (ema_decay): laid out like the parameters, moved in the step's pass
+        self.ema: FlatParams | None = None
+        # how many steps have moved it (``t`` here; fastoptim.torch counts its own steps,
+        # whose layers keep step counts of their own): the first one copies the weights
+        self.ema_steps = 0
+        if self.settings.ema_decay is not None:
+            if self.declaration.kernel is None:
+                raise TypeError(
+                    f"{self.declaration.name} takes no ema_decay yet: its step is several "
+                    "passes of its own, and the average is fused into elementwise steps only"
+                )
+            self.ema = self.params.zeros_like()
+            self.ema.buffer[:] = self.params.buffer
         # int8 state: the codes are self.state; the scales and the small layers' float32
         # state are here (None for every other state dtype)
         self.int8: Int8Storage | None = None
@@ -186,8 +202,11 @@ class Optimizer:
         """Every buffer of the state as stored, by the name a checkpoint gives it:
         ``state.<key>`` (laid out like the parameters: values, bfloat16 or int8 codes) and,
         for int8 state, ``scales.<key>`` (the quantized layers' block scales in layout
-        order) and ``small.<key>`` (the float32 state of the other layers)."""
+        order) and ``small.<key>`` (the float32 state of the other layers); ``ema``, the
+        weight EMA, where there is one."""
         buffers = {f"state.{key}": state.buffer for key, state in self.state.items()}
+        if self.ema is not None:
+            buffers["ema"] = self.ema.buffer
         if self.int8 is not None:
             buffers.update({f"scales.{key}": v for key, v in self.int8.scales.items()})
             buffers.update({f"small.{key}": v.buffer for key, v in self.int8.small.items()})
@@ -202,9 +221,10 @@ class Optimizer:
             self.kernel, self._loops, self._rounding_streams = None, {"float": None}, 0
             return
         update = self.declaration.kernel(self.settings)
-        kernel = update.stored_as(self.storage)
+        ema = self.settings.ema_decay is not None
+        kernel = update.stored_as(self.storage, ema)
         self.kernel = kernel
-        self._loops = {"float": update, self.storage: kernel}
+        self._loops = {"float": update.stored_as("float", ema), self.storage: kernel}
         # how many random streams a step's kernel takes (bfloat16 state), else 0
         self._rounding_streams = kernel.n_random_streams
 
@@ -307,8 +327,50 @@ class Optimizer:
                 f"state buffers exist, so {'it' if len(fixed) == 1 else 'they'} cannot change "
                 f"(this optimizer: {now}); construct a new optimizer with the new value"
             )
+        if (settings.ema_decay is None) != (self.settings.ema_decay is None):
+            raise ValueError(
+                f"ema_decay decides whether the weight EMA buffer exists, so it cannot change "
+                f"between None and a number (this optimizer: ema_decay="
+                f"{self.settings.ema_decay!r}); construct a new optimizer with the new value"
+            )
         self.lr = lr
         self._set_settings(settings)
+
+    # -- the weight EMA -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """``with opt.ema_weights(): evaluate(params)``: the parameters hold the weight EMA
+        inside the block (``opt.ema`` the training weights), swapped in place in one pass
+        and back on leaving; a step inside the block raises."""
+        if self.ema is None:
+            raise ValueError(
+                f"this {type(self).__name__} keeps no weight EMA; construct it with "
+                "ema_decay=0.999 (or another decay)"
+            )
+        if self._ema_swapped:
+            raise RuntimeError("the EMA weights are in the parameters already (nested block)")
+        self._swap_ema()
+        try:
+            yield
+        finally:
+            self._swap_ema()
+
+    def ema_weight(self) -> float:
+        """How far the next step moves the weight EMA towards the new weights: all the way
+        on the first (a copy, as swa_utils' AveragedModel), then ``1 - ema_decay``."""
+        decay = self.settings.ema_decay
+        return 1.0 if self.ema_steps == 0 or decay is None else 1.0 - decay
+
+    @property
+    def ema_in_params(self) -> bool:
+        """Whether the parameters hold the weight EMA now (inside ``ema_weights()``)."""
+        return self._ema_swapped
+
+    def _swap_ema(self) -> None:
+        assert self.ema is not None
+        params, ema = self.params.buffer, self.ema.buffer
+        swap.variant_for(params)(params, ema)
+        self._ema_swapped = not self._ema_swapped
 
     # -- the stages of a step -----------------------------------------------------------------
     def step(self, grads: GradsLike, *, grad_scale: float = 1.0) -> None:
@@ -326,6 +388,11 @@ class Optimizer:
         of a loss multiplied by ``scale`` (torch's GradScaler) without another pass.
         """
         t = self.t + 1
+        if self._ema_swapped:
+            raise RuntimeError(
+                "the parameters hold the weight EMA (inside opt.ema_weights()); step after "
+                "the block"
+            )
         if grad_scale != 1.0:  # the default needs no check
             grad_scale = check_grad_scale(grad_scale)
         rates = self.learning_rates(t)  # checked before anything changes
@@ -374,11 +441,13 @@ class Optimizer:
         group's learning rate from ``rates`` and every gradient times ``grad_scale``
         (clipping; the mean over ranks of a sharded step). ``self.t`` is left alone.
         ``carried``: values a torch checkpoint carries from step to step (ASGD's ``eta``
-        and ``mu``) for the scalar function, where they are not its own."""
+        and ``mu``) for the scalar function, where they are not its own. The weight EMA, if
+        any, moves in the same pass (``ema_steps`` counts it)."""
         table = self.scalar_table(t, rates, grad_scale, carried)
         for piece in pieces:
             # every piece has a loop here: the algorithms without one override apply
             piece.loop.variant_for(piece.param)(*piece.arrays, *table[piece.group])  # type: ignore[union-attr]
+        self.ema_steps += 1
 
     def update_layer(
         self,
@@ -394,7 +463,8 @@ class Optimizer:
         The stage for callers whose layers keep step counts of their own (torch's
         per-parameter ``state['step']``): no checks, no NaN/Inf policy, no clipping, and
         ``self.t`` is left alone. The caller has checked ``grad``; ``t`` >= 1. ``carried``
-        as for ``apply``.
+        as for ``apply``. The layer's weight EMA moves by ``ema_weight()``; the caller
+        counts the steps (``ema_steps``) once all its layers have moved.
         """
         view = self._layer_segments[name]
         scalars = self.scalar_table(t, self.learning_rates(t), grad_scale, carried)[view.group]
@@ -451,6 +521,9 @@ class Optimizer:
                     continue
                 decay = default_decay if group.weight_decay is None else group.weight_decay
                 table.append(scalars_of(settings, t, lr, decay, grad_scale))
+        if settings.ema_decay is not None:  # the average's weight, the same for every group
+            weight = self.ema_weight()
+            table = [(*record, weight, 1.0 - weight) if record else record for record in table]
         if self._rounding_streams:  # bfloat16 state: the random streams' keys of step t
             keys = state_dtypes.rounding_keys(t, self._rounding_streams)
             table = [record + keys if record else record for record in table]
@@ -630,6 +703,7 @@ class Optimizer:
             self.storage,
             self.first_index,
             self.int8,
+            self.ema,
         )
 
     @cached_property
@@ -677,7 +751,8 @@ class Optimizer:
         ``state`` (for each state buffer, a dict of arrays by layer name, as stored: codes
         for bfloat16 and for int8's quantized layers). int8 state adds ``scales`` (for
         each state, each quantized layer's float32 block scales); an algorithm that carries
-        values from step to step adds ``running`` (see ``running_state``).
+        values from step to step adds ``running`` (see ``running_state``), and one with a
+        weight EMA adds ``ema`` (its arrays by layer name).
         """
         saved = {
             "algorithm": type(self).__name__,
@@ -689,6 +764,8 @@ class Optimizer:
         running = self.running_state()
         if running:
             saved["running"] = running
+        if self.ema is not None:
+            saved["ema"] = {name: np.array(self.ema[name]) for name in self.layout.names}
         if self.int8 is not None:
             saved["state"] = {key: self.int8.stored(key) for key in self.state}
             saved["scales"] = {key: self.int8.stored_scales(key) for key in self.state}
@@ -751,8 +828,9 @@ class Optimizer:
         expected = sorted(self.hyperparameters())
         saved_hyperparameters = state_dict["hyperparameters"]
         if isinstance(saved_hyperparameters, Mapping):
-            # saved before the storage options existed: the parameters' dtype
-            older = {k: None for k in state_dtypes.STORAGE_OPTIONS if k in expected}
+            # saved before the storage options and the EMA existed: the parameters' dtype,
+            # no EMA
+            older = {k: None for k in (*state_dtypes.STORAGE_OPTIONS, "ema_decay") if k in expected}
             saved_hyperparameters = {**older, **saved_hyperparameters}
         if (
             not isinstance(saved_hyperparameters, Mapping)
@@ -796,13 +874,27 @@ class Optimizer:
                 )
         if self.int8 is not None:
             arrays.update(checked_scales(state_dict, self.int8))
+        if self.ema is not None and saved_hyperparameters.get("ema_decay") is not None:
+            saved_ema = state_dict.get("ema")
+            if not isinstance(saved_ema, Mapping) or set(saved_ema) != set(self.layout.names):
+                raise KeyError(
+                    "state_dict['ema'] must hold the weight EMA, one array per layer; "
+                    f"{holds(saved_ema, self.layout.names)}"
+                )
+            for name in self.layout.names:
+                target = self.ema[name]
+                label = f"state_dict['ema'][{name!r}]"
+                arrays["ema", name] = (
+                    target,
+                    checked_state_array(saved_ema[name], label, target, self.layout.dtype.name),
+                )
         running = self.checked_running_state(state_dict.get("running"))
         self.set_hyperparameters(**saved_hyperparameters)  # validates, then sets
         self.groups = groups
         for target, array in arrays.values():
             np.copyto(target, array)
         self.restore_running_state(running)
-        self.t = t
+        self.t = self.ema_steps = t
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())

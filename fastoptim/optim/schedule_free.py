@@ -10,11 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fastoptim.kernels import new_record
-from fastoptim.kernels.schedule_free import (
-    ScheduleFreeScalars,
-    interpolate,
-    schedule_free_update,
-)
+from fastoptim.kernels.interpolation import interpolate
+from fastoptim.kernels.schedule_free import ScheduleFreeScalars, schedule_free_update
 from fastoptim.optim import shared_hyperparameters as shared
 from fastoptim.optim.adam_variants import BETAS
 from fastoptim.optim.declaration import Declaration, HyperParameter, Settings

@@ -8,8 +8,9 @@ fastoptim kernel call per bucket on zero-copy numpy views.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -17,7 +18,9 @@ import numpy as np
 import torch
 
 from fastoptim.flat import FlatParams
+from fastoptim.kernels.interpolation import interpolate
 from fastoptim.optim import Optimizer
+from fastoptim.optim.hyperparameters import check_ema_decay
 from fastoptim.optim.nonfinite import NonFiniteGuard
 from fastoptim.optim.state_dtypes import STORAGE_OPTIONS
 from fastoptim.torch import stored_state
@@ -29,6 +32,8 @@ from fastoptim.torch.state_table import ExposedState, StateTable
 IMPLEMENTATION_OPTIONS = ("foreach", "fused")
 # torch options fastoptim cannot honour: refused when set
 UNSUPPORTED_OPTIONS = ("capturable", "differentiable")
+# the key of a parameter's weight EMA in its state (ema_decay)
+EMA = "ema"
 # how far a saved step function's value (NAdam's mu_product, in (0, 1]) may be from the one
 # its step count gives
 STEP_VALUE_TOLERANCE = 1e-6
@@ -43,7 +48,10 @@ class FlatOptimizer:
     ``state_dtype`` (keyword-only; a param group may set its own) stores the state in
     fewer bits, as in the numpy API: ``'bfloat16'`` state tensors are torch.bfloat16,
     ``'int8'`` ones int8/uint8 codes beside ``<key>_scales`` (stored_state.py), in blocks
-    of ``block_size`` (keyword-only or per group too; None: 256).
+    of ``block_size`` (keyword-only or per group too; None: 256). ``ema_decay``
+    (keyword-only) keeps a weight EMA moved inside the step's pass, as swa_utils'
+    ``AveragedModel`` with ``get_ema_multi_avg_fn(ema_decay)``: ``optimizer.ema`` and
+    ``optimizer.ema_weights()``.
     """
 
     # set by each class: which fastoptim optimizer updates a param group
@@ -68,12 +76,15 @@ class FlatOptimizer:
         max_consecutive_skips: int | None = 10,
         state_dtype: str | None = None,
         block_size: int | None = None,
+        ema_decay: float | None = None,
         **kwargs: Any,
     ) -> None:
         check_torch_version()
         guard = NonFiniteGuard(nonfinite, max_consecutive_skips)  # checked before torch's init
+        ema_decay = check_ema_decay(ema_decay)
         super().__init__(params, *args, **kwargs)  # type: ignore[call-arg]
         self.nonfinite = guard
+        self.ema_decay = ema_decay
         storage = {"state_dtype": state_dtype, "block_size": block_size}
         for key, value in storage.items():
             if value is None:  # by default the groups stay as torch's own
@@ -111,7 +122,8 @@ class FlatOptimizer:
     def _make_core(self, group: dict, params: FlatParams) -> tuple[Optimizer, dict]:
         core_class = self.core_class(group)
         options = group_options(group, core_class)
-        return core_class(params, **options, nonfinite="ignore"), options  # the check is ours
+        core = core_class(params, **options, nonfinite="ignore", ema_decay=self.ema_decay)
+        return core, options  # the NaN/Inf check is ours
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group``; the buffers are then remade with the new group, and
@@ -131,12 +143,46 @@ class FlatOptimizer:
         public attributes fastoptim adds; the copy makes buffers of its own."""
         state: dict[str, Any] = super().__getstate__()  # type: ignore[misc,assignment]
         state["nonfinite"] = self.nonfinite
+        state["ema_decay"] = self.ema_decay
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)  # type: ignore[misc]
         if "_buckets" not in self.__dict__:  # a copy or an unpickled optimizer: build it
             self._build(initial_state=dict(self.state))
+
+    # -- the weight EMA -------------------------------------------------------------------------
+    @property
+    def ema(self) -> list[torch.Tensor] | None:
+        """The weight EMA (``ema_decay``): one tensor per parameter in ``param_groups``
+        order, views of the buffers the step moves (``state[p]['ema']`` too); None
+        without ``ema_decay``."""
+        if self.ema_decay is None:
+            return None
+        where = {id(p): (b, i) for b in self._buckets for i, p in enumerate(b.params)}
+        averages = []
+        for group in self.param_groups:
+            for param in group["params"]:
+                bucket, index = where[id(param)]
+                average = bucket.core.ema
+                assert average is not None  # every core has one with ema_decay
+                averages.append(torch.from_numpy(average[bucket.names[index]]))
+        return averages
+
+    @contextlib.contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """``with optimizer.ema_weights(): evaluate(model)``: the model's parameters hold
+        the weight EMA inside the block, swapped in place (one pass per bucket) and back
+        on leaving; a step inside the block raises."""
+        if self.ema_decay is None:
+            raise ValueError(
+                "this optimizer keeps no weight EMA; construct it with ema_decay=0.999 "
+                "(or another decay)"
+            )
+        with contextlib.ExitStack() as stack:
+            for bucket in self._buckets:
+                stack.enter_context(bucket.core.ema_weights())
+            yield
 
     # -- stepping -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -152,6 +198,11 @@ class FlatOptimizer:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if any(bucket.core.ema_in_params for bucket in self._buckets):
+            raise RuntimeError(
+                "the parameters hold the weight EMA (inside optimizer.ema_weights()); step "
+                "after the block"
+            )
         self._sync_hyperparameters()
         self._take_outside_state()
         found_inf, scale = getattr(self, "found_inf", None), getattr(self, "grad_scale", None)
@@ -255,6 +306,20 @@ class FlatOptimizer:
             self._expose(bucket, index)
         bucket.count_steps(active)
         self._update_step_values(bucket, active)
+        _move_ema_of_the_rest(bucket, active)
+
+    def _adopt_ema(self, bucket: Bucket, index: int, saved: dict[str, Any] | None) -> None:
+        """A parameter's weight EMA from its adopted state, or its weights where that has
+        none (torch.optim's state, or a fresh start); a loaded state means steps were
+        taken, so the next one does not copy the weights."""
+        ema = bucket.core.ema
+        if ema is None:
+            return
+        name = bucket.names[index]
+        has_average = saved is not None and EMA in saved
+        ema[name][...] = saved[EMA].numpy() if has_average else bucket.core.params[name]  # type: ignore[index]
+        if saved is not None:
+            bucket.core.ema_steps = max(bucket.core.ema_steps, 1)
 
     def _carried_values(self, bucket: Bucket, where: slice, t: int) -> dict[str, float] | None:
         """The carried values step ``t`` of the parameters ``where`` reads: none on a first
@@ -308,6 +373,8 @@ class FlatOptimizer:
             values[key] = bucket.step_value_views[key][index]
         for key in stored_state.keys(bucket.core, name, self._state_keys(bucket)):
             values[key] = stored_state.as_tensor(stored_state.buffer_view(bucket.core, name, key))
+        if bucket.core.ema is not None:
+            values[EMA] = torch.from_numpy(bucket.core.ema[name])
         return values
 
     def _state_keys(self, bucket: Bucket) -> tuple[str, ...]:
@@ -324,6 +391,7 @@ class FlatOptimizer:
                 target.fill(0)
             else:
                 stored_state.write(target, saved[key])
+        self._adopt_ema(bucket, index, saved)
         if saved is None:
             bucket.steps[index] = 0.0
         else:  # SGD counts no steps: a saved momentum buffer means its first step is behind it
@@ -498,6 +566,17 @@ class FlatOptimizer:
             if not codes and not torch.isfinite(value).all():
                 raise ValueError(f"{label}[{key!r}] holds NaN or Inf; it cannot continue training")
             checked[key] = value
+        if bucket.core.ema is not None and saved.get(EMA) is not None:
+            value = saved[EMA]
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{label}[{EMA!r}] is not a tensor of the parameter's shape "
+                    f"{tuple(param.shape)}: the state dict belongs to another model"
+                )
+            value = value.detach().to("cpu", param.dtype, copy=True)
+            if not torch.isfinite(value).all():
+                raise ValueError(f"{label}[{EMA!r}] holds NaN or Inf; it cannot continue training")
+            checked[EMA] = value
         if self.has_step_state:
             step = float(saved["step"])
             if not (step >= 0 and step == int(step)):
@@ -531,6 +610,21 @@ class Plan(NamedTuple):
     bucket: Bucket
     active: list[int] | None  # None: the whole bucket in one kernel call
     outside_data: list[int]  # parameters whose data outside code replaced
+
+
+def _move_ema_of_the_rest(bucket: Bucket, active: list[int]) -> None:
+    """After a step of the parameters ``active`` one by one: the weight EMA of the others
+    moves too (their weights did not), as swa_utils' AveragedModel averages every
+    parameter after every step; then the step is counted."""
+    core, ema = bucket.core, bucket.core.ema
+    if ema is None:
+        return
+    weight, stepped = core.ema_weight(), set(active)
+    for index, name in enumerate(bucket.names):
+        if index not in stepped:
+            average, param = ema[name].reshape(-1), core.params[name].reshape(-1)
+            interpolate.variant_for(param)(average, param, weight, 1.0 - weight)
+    core.ema_steps += 1
 
 
 def _take_outside_data(bucket: Bucket, index: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import fastoptim
-from fastoptim.kernels.schedule_free import interpolate
+from fastoptim.kernels.interpolation import interpolate
 from fastoptim.optim.schedule_free import WeightAverage, warmed_up_lr
 from fastoptim.torch.buckets import Bucket
 from fastoptim.torch.declared import torch_class_for
