@@ -11,7 +11,9 @@ The file is an ``.npz`` archive (a zip of ``.npy`` arrays, each with a CRC-32) t
   stored (bfloat16 or int8 codes);
 - int8 state adds ``scales.<name>`` (the block scales of the quantized layers) and
   ``small.<name>`` (the float32 state of the layers too small to quantize);
-- ``ema``: the weight EMA (``ema_decay``), laid out like ``params``.
+- ``ema``: the weight EMA (``ema_decay``), laid out like ``params``;
+- ``accumulated``: the sum of the gradients waiting (``accumulation_steps``; the manifest
+  says how many, ``micro_steps``), laid out like ``params``.
 
 Saving is atomic: the archive is written to a temporary file in the same directory, flushed
 to disk, renamed over ``path`` and the directory entry synced, so a crash at any moment
@@ -69,6 +71,8 @@ def describe(optimizer: Optimizer, t: int, state_names: list[str] | None = None)
     running = optimizer.running_state()
     if running:  # what the algorithm carries from step to step (Schedule-Free's sums)
         described["running"] = running
+    if optimizer.accumulated is not None:  # how many gradients the buffer sums
+        described["micro_steps"] = optimizer.micro_steps
     return described
 
 
@@ -95,7 +99,7 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     Raises :class:`CheckpointError` for a truncated or corrupted file, a file of another
     algorithm or layout, or NaN/Inf in it; the optimizer and its parameters are then unchanged.
     """
-    manifest, params, states, int8_parts, ema = _read(os.fspath(path))
+    manifest, params, states, int8_parts, like_params = _read(os.fspath(path))
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(
             f"{path} is not a fastoptim checkpoint of version {VERSION} "
@@ -127,10 +131,16 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     }
     if "running" in manifest:
         state_dict["running"] = manifest["running"]
+    ema, accumulated = like_params["ema"], like_params["accumulated"]
     if ema is not None:
         _check_flat(ema, target, f"{path}: ema")
-        saved_ema = FlatParams(saved_layout, ema)
-        state_dict["ema"] = {name: saved_ema[name] for name in saved_layout.names}
+        state_dict["ema"] = _by_layer(FlatParams(saved_layout, ema))
+    if accumulated is not None:
+        _check_flat(accumulated, target, f"{path}: accumulated")
+        state_dict["accumulated"] = {
+            "micro_steps": manifest.get("micro_steps"),
+            "grads": _by_layer(FlatParams(saved_layout, accumulated)),
+        }
     if int8_parts:
         saved = state_dict["hyperparameters"]
         block = blockwise.block_elements(
@@ -151,6 +161,10 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         saved = FlatParams(saved_layout, params)
         for name in saved_layout.names:
             np.copyto(optimizer.params[optimizer.params.prefix + name], saved[name])
+
+
+def _by_layer(flat: FlatParams) -> dict[str, np.ndarray]:
+    return {name: flat[flat.prefix + name] for name in flat.layout.names}
 
 
 def _saved_layout(described: object, layout: Layout, path: object) -> Layout:
@@ -191,11 +205,15 @@ def _int8_layers(
 def _read(
     path: str,
 ) -> tuple[
-    dict[str, Any], np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None
+    dict[str, Any],
+    np.ndarray,
+    dict[str, np.ndarray],
+    dict[str, np.ndarray],
+    dict[str, np.ndarray | None],
 ]:
     """Every array of the file, fully read (so each member's CRC-32 is verified): the
-    manifest, the parameters, the state, int8's other parts and the weight EMA (None if
-    the file has none)."""
+    manifest, the parameters, the state, int8's other parts and the buffers laid out like
+    the parameters (``ema``, ``accumulated``: None where the file has none)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -211,7 +229,7 @@ def _read(
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{path}: the manifest is not a JSON object")
     states, int8_parts = {}, {}
-    ema = None
+    ema = accumulated = None
     for name, array in members.items():
         if name.startswith(("scales.", "small.")):
             int8_parts[name] = array
@@ -219,9 +237,11 @@ def _read(
             states[name.removeprefix("state.")] = array
         elif name == "ema":
             ema = array
+        elif name == "accumulated":
+            accumulated = array
         else:
             raise CheckpointError(f"{path}: unexpected entry {name!r}")
-    return manifest, params, states, int8_parts, ema
+    return manifest, params, states, int8_parts, {"ema": ema, "accumulated": accumulated}
 
 
 def _check_flat(array: np.ndarray, target: np.ndarray, label: str, any_dtype: bool = False) -> None:

@@ -144,6 +144,17 @@ ERROR_INPUTS: dict[str, tuple[ErrorInput, ...]] = {
             "ema_decay < 0", {"ema_decay": -0.1}, ValueError, r"must be a number in \[0, 1\)"
         ),
     ),
+    "accumulation_steps": (
+        ErrorInput(
+            "accumulation_steps 0", {"accumulation_steps": 0}, ValueError, "Invalid accumulation"
+        ),
+        ErrorInput(
+            "accumulation_steps 2.5",
+            {"accumulation_steps": 2.5},
+            ValueError,
+            "must be a whole number >= 1",
+        ),
+    ),
     "warmup_steps": (
         ErrorInput("warmup_steps < 0", {"warmup_steps": -1}, ValueError, "Invalid warmup_steps"),
         ErrorInput(

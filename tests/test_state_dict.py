@@ -73,6 +73,7 @@ def test_state_dict_contents():
         "block_size": None,
         "max_grad_norm": None,
         "ema_decay": None,
+        "accumulation_steps": 1,
     }
     assert sd["t"] == 1
     assert sd["layout"] == {

@@ -46,6 +46,11 @@ def shard(optimizer: Optimizer, comm: Any = None, reduce: str = "mean") -> Shard
             "column means; LAMB: each layer's norms for its trust ratio), which a rank's "
             "slice of the buffer does not hold; run it unsharded"
         )
+    if optimizer.accumulated is not None:
+        raise TypeError(
+            "an optimizer with accumulation_steps > 1 cannot be sharded yet; accumulate the "
+            "gradients before sharded.step, or step every micro-batch"
+        )
     if optimizer.ema is not None:
         raise TypeError(
             "an optimizer with ema_decay cannot be sharded yet: the weight EMA would be "

@@ -102,6 +102,7 @@ class UpdateLoop(CompiledLoop):
         storage: str,
         unsigned: frozenset[int] = frozenset(),
         ema: bool = False,
+        accumulate: bool = False,
     ):
         super().__init__(make_body, signature)
         self.n_state = n_state
@@ -110,6 +111,8 @@ class UpdateLoop(CompiledLoop):
         # the loop also moves a weight average: ``ema`` after the states, its two scalars
         # after the algorithm's
         self.ema = ema
+        # the loop adds an accumulation buffer ``acc`` (after the average) to the gradient
+        self.accumulate = accumulate
 
     @property
     def n_random_streams(self) -> int:
@@ -175,18 +178,23 @@ class ElementwiseUpdate(UpdateLoop):
         if unknown:
             raise TypeError(f"{self.name}: switches or gates {unknown} are not its scalars")
         super().__init__(
-            self._body("float", False), self._signature(False), n_state, "float", self.unsigned
+            self._body("float", False, False),
+            self._signature(False, False),
+            n_state,
+            "float",
+            self.unsigned,
         )
-        self._stored: dict[tuple[str, bool], UpdateLoop] = {("float", False): self}
+        self._stored: dict[tuple[str, bool, bool], UpdateLoop] = {("float", False, False): self}
 
     @property
     def n_scalars(self) -> int:
         return len(self.scalar_names)
 
-    def stored_as(self, storage: str, ema: bool = False) -> UpdateLoop:
+    def stored_as(self, storage: str, ema: bool = False, accumulate: bool = False) -> UpdateLoop:
         """The loop for state stored as ``storage`` (one of ``STORAGES``); with ``ema``,
-        the loop that also moves a weight average (see ``loop_source``)."""
-        loop = self._stored.get((storage, ema))
+        the loop that also moves a weight average, with ``accumulate`` the one that adds
+        an accumulation buffer to the gradient (see ``loop_source``)."""
+        loop = self._stored.get((storage, ema, accumulate))
         if loop is None:
             signatures = {
                 "float": self._signature,
@@ -196,19 +204,20 @@ class ElementwiseUpdate(UpdateLoop):
             if storage not in signatures:
                 raise ValueError(f"no {storage!r} loop; the storages are {list(STORAGES)}")
             loop = UpdateLoop(
-                self._body(storage, ema),
-                signatures[storage](ema),
+                self._body(storage, ema, accumulate),
+                signatures[storage](ema, accumulate),
                 self.n_state,
                 storage,
                 self.unsigned,
                 ema,
+                accumulate,
             )
-            self._stored[storage, ema] = loop
+            self._stored[storage, ema, accumulate] = loop
         return loop
 
-    def _body(self, storage: str, ema: bool) -> Callable:
+    def _body(self, storage: str, ema: bool, accumulate: bool) -> Callable:
         name = self.name if storage == "float" else f"{self.name}_{storage}"
-        name += "_ema" if ema else ""
+        name += ("_ema" if ema else "") + ("_accumulating" if accumulate else "")
         source = loop_source(
             storage,
             name,
@@ -219,24 +228,26 @@ class ElementwiseUpdate(UpdateLoop):
             self.unsigned,
             self.int8_only,
             ema,
+            accumulate,
         )
         return _make_body(source, self.element, name)
 
-    def _signature(self, ema: bool) -> Callable:
+    def _signature(self, ema: bool, accumulate: bool) -> Callable:
         def signature(dtype):
             scalar = numba.from_dtype(dtype)
             writable = types.Array(scalar, 1, "C")
             read_only = types.Array(scalar, 1, "C", readonly=True)
             state = (writable,) * self.n_state
             average, average_scalars = _ema_arguments(ema, scalar)
+            acc = (read_only,) * accumulate
             return types.none(
-                writable, read_only, *state, *average, *(scalar,) * self.n_scalars,
+                writable, read_only, *state, *average, *acc, *(scalar,) * self.n_scalars,
                 *average_scalars,
             )  # fmt: skip
 
         return signature
 
-    def _bfloat16_signature(self, ema: bool) -> Callable:
+    def _bfloat16_signature(self, ema: bool, accumulate: bool) -> Callable:
         def signature(dtype):
             if dtype != np.float32:
                 raise TypeError(f"bfloat16 state needs float32 parameters, not {dtype}")
@@ -246,15 +257,17 @@ class ElementwiseUpdate(UpdateLoop):
             scalars = (types.float32,) * self.n_scalars
             keys = (types.uint32,) * self.stored_as("bfloat16").n_random_streams
             average, average_scalars = _ema_arguments(ema, types.float32)
+            acc = (read_only,) * accumulate
             return types.none(
-                writable, read_only, *state, *average, types.int64, *scalars, *average_scalars,
-                *keys,
+                writable, read_only, *state, *average, *acc, types.int64, *scalars,
+                *average_scalars, *keys,
             )  # fmt: skip
 
         return signature
 
-    def _int8_signature(self, ema: bool) -> Callable:
-        """(param, grad, *codes, [ema,] *scales, bounds, block, *scalars[, ema scalars]):
+    def _int8_signature(self, ema: bool, accumulate: bool) -> Callable:
+        """(param, grad, *codes, [ema,] [acc,] *scales, bounds, block, *scalars[, ema
+        scalars]):
         the codes int8 for a signed state and uint8 for an unsigned one, one float32 scale
         per block, the blocks' int64 bounds and the longest block's length."""
 
@@ -271,9 +284,10 @@ class ElementwiseUpdate(UpdateLoop):
             bounds = types.Array(types.int64, 1, "C", readonly=True)
             scalars = (types.float32,) * self.n_scalars
             average, average_scalars = _ema_arguments(ema, types.float32)
+            acc = (read_only,) * accumulate
             return types.none(
-                writable, read_only, *codes, *average, *scales, bounds, types.int64, *scalars,
-                *average_scalars,
+                writable, read_only, *codes, *average, *acc, *scales, bounds, types.int64,
+                *scalars, *average_scalars,
             )  # fmt: skip
 
         return signature

@@ -1,5 +1,6 @@
 """Interpolation between two buffers, as torch's ``lerp`` computes it, and the loops that
-move or swap whole buffers in place (Schedule-Free's modes, the weight EMA)."""
+move, swap or add whole buffers in place (Schedule-Free's modes, the weight EMA, gradient
+accumulation)."""
 
 import numba
 import numpy as np
@@ -36,6 +37,15 @@ def _swap_body(loop):
     return swap
 
 
+def _add_into_body(loop):
+    def add_into(total, addend):
+        # total += addend, in place
+        for i in loop(total.size):
+            total[i] = total[i] + addend[i]
+
+    return add_into
+
+
 def _arrays(dtype):
     value = numba.from_dtype(np.dtype(dtype))
     return value, types.Array(value, 1, "C"), types.Array(value, 1, "C", readonly=True)
@@ -51,7 +61,14 @@ def _swap_signature(dtype):
     return types.none(writable, writable)
 
 
+def _add_into_signature(dtype):
+    _, writable, readonly = _arrays(dtype)
+    return types.none(writable, readonly)
+
+
 # interpolate(p, z, weight, 1 - weight): p = lerp(p, z, weight), 3 elements of traffic
 interpolate = CompiledLoop(_interpolate_body, _interpolate_signature)
 # swap(a, b): 4 elements of traffic, no temporary buffer
 swap = CompiledLoop(_swap_body, _swap_signature)
+# add_into(total, addend): total += addend, 3 elements of traffic
+add_into = CompiledLoop(_add_into_body, _add_into_signature)

@@ -38,18 +38,18 @@ PREFETCH_SPAN = 256
 STORAGES = ("float", "bfloat16", "int8")
 
 _FLOAT_LOOP = """
-def {name}(param, grad, {states}{ema}{scalars}{ema_scalars}):
+def {name}(param, grad, {states}{ema}{acc}{scalars}{ema_scalars}):
     zero = param.dtype.type(0)
 {present}
 {inner}
 """
 _FLOAT_INNER = """
     for i in loop(param.size):
-        p, {new} = element(param[i], grad[i], {loads}{scalars})
+        p, {new} = element(param[i], {grad}, {loads}{scalars})
 {stores}
         param[i] = p{ema_store}"""
 _BFLOAT16_LOOP = """
-def {name}(param, grad, {states}{ema}offset, {scalars}{ema_scalars}{keys}):
+def {name}(param, grad, {states}{ema}{acc}offset, {scalars}{ema_scalars}{keys}):
     zero = np.float32(0)
 {present}
     n = param.size
@@ -57,19 +57,19 @@ def {name}(param, grad, {states}{ema}offset, {scalars}{ema_scalars}{keys}):
         start = chunk * CHUNK
         stop = min(start + CHUNK, n)
         param_c = param[start:stop]
-        grad_c = grad[start:stop]{ema_slice}
+        grad_c = grad[start:stop]{ema_slice}{acc_slice}
 {slices}
 {streams}
 {inner}
 """
 _BFLOAT16_INNER = """
         for i in range(param_c.size):
-            p, {new} = element(param_c[i], grad_c[i], {loads}{scalars})
+            p, {new} = element(param_c[i], {grad}, {loads}{scalars})
 {stores}
             param_c[i] = p{ema_store}
 {advance}"""
 _INT8_LOOP = """
-def {name}(param, grad, {states}{ema}{scales}bounds, block, {scalars}{ema_scalars}):
+def {name}(param, grad, {states}{ema}{acc}{scales}bounds, block, {scalars}{ema_scalars}):
     zero = np.float32(0)
 {present}
     n_blocks = bounds.size - 1
@@ -79,7 +79,7 @@ def {name}(param, grad, {states}{ema}{scales}bounds, block, {scalars}{ema_scalar
             start = bounds[b]
             stop = bounds[b + 1]
             param_b = param[start:stop]
-            grad_b = grad[start:stop]{ema_slice}
+            grad_b = grad[start:stop]{ema_slice}{acc_slice}
             ahead = stop + {ahead}
             for j in range(ahead, ahead + min(stop - start, {span}), 16):  # 64-byte lines
                 prefetch(param, j)
@@ -90,7 +90,7 @@ def {name}(param, grad, {states}{ema}{scales}bounds, block, {scalars}{ema_scalar
 _INT8_INNER = """
 {prologue}
             for i in range(param_b.size):
-                p, {new} = element(param_b[i], grad_b[i], {loads}{scalars})
+                p, {new} = element(param_b[i], {grad}, {loads}{scalars})
                 param_b[i] = p{ema_store}
 {keep}
 {rescale}
@@ -108,6 +108,7 @@ def loop_source(
     unsigned: Collection[int] = (),
     int8_only: Mapping[str, float] | None = None,
     ema: bool = False,
+    accumulate: bool = False,
 ) -> str:
     """The source of the ``storage`` loop of an element function with ``n_state`` states.
 
@@ -119,7 +120,9 @@ def loop_source(
     the int8 loop uses to the value that stands for them in the others. With ``ema``, the
     loop takes the buffer ``ema`` after the states and ``ema_weight, ema_complement`` after
     the scalars, and moves each element's average towards its new parameter
-    (``lerp(ema, p, ema_weight)``) in the same pass."""
+    (``lerp(ema, p, ema_weight)``) in the same pass. With ``accumulate``, it takes the
+    buffer ``acc`` after that and each element's gradient is ``grad + acc`` (the last
+    gradient of an accumulation and the sum of the others)."""
     fixed = {} if storage == "int8" else dict(int8_only or {})
     states = [f"s{k}" for k in range(n_state)]
     piece = {"float": "", "bfloat16": "_c", "int8": "_b"}.get(storage, "")
@@ -135,6 +138,11 @@ def loop_source(
             if ema
             else ""
         ),
+        "acc": "acc, " if accumulate else "",
+        "acc_slice": f"\n{' ' * (depth - 4)}acc{piece} = acc[start:stop]"
+        if accumulate and piece
+        else "",
+        "grad": f"grad{piece}[i] + acc{piece}[i]" if accumulate else f"grad{piece}[i]",
         "scalars": "".join(x + ", " for x in scalars),
         "present": "\n".join(
             f"    has{k} = s{k}.size != 0 and {gate} != 0.0" for k, gate in sorted(optional.items())
@@ -151,6 +159,7 @@ def loop_source(
                 scalars=arguments,
                 stores="\n".join(f"        s{k}[i] = n{k}" for k in kept),
                 ema_store=common["ema_store"],
+                grad=common["grad"],
             )
 
         inner = _switched(float_body, 4, n_state, "param.dtype.type", {}, optional, scalars, fixed)
@@ -185,6 +194,7 @@ def _bfloat16_source(common, new, n_state, scalars, optional, switches, fixed) -
             stores="\n".join(stores),
             advance=advance,
             ema_store=common["ema_store"],
+            grad=common["grad"],
         )
 
     return _BFLOAT16_LOOP.format(
@@ -236,6 +246,7 @@ def _int8_source(common, new, n_state, scalars, optional, switches, unsigned) ->
             rescale="\n".join(rescale),
             encode="\n".join(encode) or f"{pad}    pass",
             ema_store=common["ema_store"],
+            grad=common["grad"],
         )
 
     return _INT8_LOOP.format(

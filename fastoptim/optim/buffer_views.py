@@ -47,6 +47,7 @@ class Buffers(NamedTuple):
     first_index: int = 0
     int8: Int8Storage | None = None
     ema: FlatParams | None = None  # the weight EMA, laid out like the parameters
+    accumulated: FlatParams | None = None  # the sum of the gradients waiting, likewise
 
     def is_small(self, name: str) -> bool:
         """Whether layer ``name`` keeps float32 state under int8 storage."""
@@ -56,12 +57,12 @@ class Buffers(NamedTuple):
         self, names: Sequence[str], start: int, stop: int
     ) -> tuple[tuple, tuple, UpdateLoop | None]:
         """The state views of neighbouring layers ``names`` (buffer[start:stop]) in the
-        kernel's order, the kernel's arguments after them (the weight EMA's range first,
-        where there is one) and the loop to call."""
+        kernel's order, the kernel's arguments after them (the weight EMA's range and the
+        accumulated gradients' first, where there are those) and the loop to call."""
         states, tail, loop = self._storage_views(names, start, stop)
-        if self.ema is not None:
-            tail = (self.ema.buffer[start:stop], *tail)
-        return states, tail, loop
+        extra = (self.ema, self.accumulated)
+        ranges = tuple(flat.buffer[start:stop] for flat in extra if flat is not None)
+        return states, (*ranges, *tail), loop
 
     def _storage_views(
         self, names: Sequence[str], start: int, stop: int

@@ -15,7 +15,11 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any, NamedTuple
 
 from fastoptim.kernels import ElementwiseUpdate
-from fastoptim.optim.hyperparameters import check_ema_decay, check_max_norm
+from fastoptim.optim.hyperparameters import (
+    check_accumulation_steps,
+    check_ema_decay,
+    check_max_norm,
+)
 
 # the record of an algorithm's hyper-parameters other than lr (a frozen dataclass made per
 # declaration: ``settings.betas``)
@@ -77,8 +81,18 @@ EMA_DECAY = HyperParameter(
     "into the parameters in place and back. None: no average.",
     keyword_only=True,
 )
+ACCUMULATION_STEPS = HyperParameter(
+    "accumulation_steps",
+    1,
+    check_accumulation_steps,
+    "Update once every ``accumulation_steps`` calls of ``step``, with the mean of their "
+    "gradients (optax.MultiSteps): the calls before the last add into a buffer and change "
+    "no parameter; the last adds its gradients, takes the mean and updates in one pass. "
+    "``t`` counts updates; ``opt.micro_steps`` the gradients waiting. 1: every call updates.",
+    keyword_only=True,
+)
 # the options every algorithm takes after its own hyper-parameters, saved with them
-COMMON_OPTIONS = (MAX_GRAD_NORM, EMA_DECAY)
+COMMON_OPTIONS = (MAX_GRAD_NORM, EMA_DECAY, ACCUMULATION_STEPS)
 COMMON_DOC = """\
 groups : list of Group, optional
     Layers with their own settings (``lr``, and ``weight_decay`` where the algorithm has it),

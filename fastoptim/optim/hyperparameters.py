@@ -139,6 +139,18 @@ def check_max_norm(value: Any, name: str = "max_grad_norm") -> float | None:
     return float(value)
 
 
+def check_accumulation_steps(value: Any, name: str = "accumulation_steps") -> int:
+    """How many gradients one update averages: a whole number >= 1, as an int."""
+    if not (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
+    ):
+        raise ValueError(
+            f"Invalid {name}: {value!r} ({name} must be a whole number >= 1; 1 updates on "
+            "every step)"
+        )
+    return int(value)
+
+
 def check_ema_decay(value: Any, name: str = "ema_decay") -> float | None:
     """A weight EMA's decay in [0, 1), as a float; None (no EMA) stays None."""
     if value is None:

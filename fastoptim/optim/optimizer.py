@@ -28,7 +28,7 @@ import numpy as np
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.kernels import UpdateLoop, new_record
-from fastoptim.kernels.interpolation import swap
+from fastoptim.kernels.interpolation import add_into, swap
 from fastoptim.optim import blockwise, state_dtypes
 from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
@@ -166,6 +166,18 @@ class Optimizer:
                 )
             self.ema = self.params.zeros_like()
             self.ema.buffer[:] = self.params.buffer
+        # gradient accumulation (accumulation_steps > 1): the sum of the gradients waiting
+        # for the update, and how many there are
+        self.accumulated: FlatParams | None = None
+        self.micro_steps = 0
+        if self.settings.accumulation_steps > 1:
+            if self.declaration.kernel is None:
+                raise TypeError(
+                    f"{self.declaration.name} takes no accumulation_steps yet: its step is "
+                    "several passes of its own; add the gradients yourself and step with "
+                    "their mean"
+                )
+            self.accumulated = self.params.zeros_like()
         # int8 state: the codes are self.state; the scales and the small layers' float32
         # state are here (None for every other state dtype)
         self.int8: Int8Storage | None = None
@@ -203,10 +215,13 @@ class Optimizer:
         ``state.<key>`` (laid out like the parameters: values, bfloat16 or int8 codes) and,
         for int8 state, ``scales.<key>`` (the quantized layers' block scales in layout
         order) and ``small.<key>`` (the float32 state of the other layers); ``ema``, the
-        weight EMA, where there is one."""
+        weight EMA, and ``accumulated``, the sum of the gradients waiting, where there are
+        those."""
         buffers = {f"state.{key}": state.buffer for key, state in self.state.items()}
         if self.ema is not None:
             buffers["ema"] = self.ema.buffer
+        if self.accumulated is not None:
+            buffers["accumulated"] = self.accumulated.buffer
         if self.int8 is not None:
             buffers.update({f"scales.{key}": v for key, v in self.int8.scales.items()})
             buffers.update({f"small.{key}": v.buffer for key, v in self.int8.small.items()})
@@ -221,10 +236,11 @@ class Optimizer:
             self.kernel, self._loops, self._rounding_streams = None, {"float": None}, 0
             return
         update = self.declaration.kernel(self.settings)
-        ema = self.settings.ema_decay is not None
-        kernel = update.stored_as(self.storage, ema)
+        # the loops that move the weight EMA, and add the accumulated gradients, too
+        extras = (self.settings.ema_decay is not None, self.settings.accumulation_steps > 1)
+        kernel = update.stored_as(self.storage, *extras)
         self.kernel = kernel
-        self._loops = {"float": update.stored_as("float", ema), self.storage: kernel}
+        self._loops = {"float": update.stored_as("float", *extras), self.storage: kernel}
         # how many random streams a step's kernel takes (bfloat16 state), else 0
         self._rounding_streams = kernel.n_random_streams
 
@@ -327,6 +343,13 @@ class Optimizer:
                 f"state buffers exist, so {'it' if len(fixed) == 1 else 'they'} cannot change "
                 f"(this optimizer: {now}); construct a new optimizer with the new value"
             )
+        if settings.accumulation_steps != self.settings.accumulation_steps:
+            raise ValueError(
+                "accumulation_steps decides whether the accumulation buffer exists, so it "
+                f"cannot change (this optimizer: accumulation_steps="
+                f"{self.settings.accumulation_steps}); construct a new optimizer with the "
+                "new value"
+            )
         if (settings.ema_decay is None) != (self.settings.ema_decay is None):
             raise ValueError(
                 f"ema_decay decides whether the weight EMA buffer exists, so it cannot change "
@@ -395,10 +418,24 @@ class Optimizer:
             )
         if grad_scale != 1.0:  # the default needs no check
             grad_scale = check_grad_scale(grad_scale)
+        steps = self.settings.accumulation_steps
+        if self.micro_steps < steps - 1:  # not the last gradient of an accumulation
+            self._accumulate(grads, grad_scale)
+            return
         rates = self.learning_rates(t)  # checked before anything changes
         pieces = self.plan(grads)
         known_finite = None
         max_norm = self.settings.max_grad_norm
+        if steps > 1:  # the kernel adds the gradients waiting; the mean is in its scale
+            grad_scale /= steps
+            if max_norm is not None:
+                # the norm of the mean needs the sum first: added here (if these gradients
+                # pass the NaN/Inf policy), then the update reads the sum as the gradient
+                # and as the accumulated ones, 2 * sum exactly, at half the scale
+                if not self._allowed(pieces, None):
+                    return
+                self._add_to_accumulated(pieces, copy=False)
+                pieces = self._flat_pieces(self.accumulated.buffer)  # type: ignore[union-attr]
         if max_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
@@ -406,16 +443,50 @@ class Optimizer:
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
             grad_scale *= min(1.0, max_norm / (norm + 1e-6))
-        nonfinite = self.nonfinite
-        if nonfinite.policy != "ignore":  # 'ignore' lets every step through
-            _, last_pieces, last_grads = self._last_flat_pieces
-            grads_read = last_grads if pieces is last_pieces else [p.grad for p in pieces]
-            if not nonfinite.allows(
-                grads_read, lambda: self.offending_layers(pieces), known_finite
-            ):
-                return
+            if steps > 1:
+                grad_scale /= 2  # the sum is read twice (see above)
+        if not self._allowed(pieces, known_finite):
+            return
         self.apply(pieces, t, rates, grad_scale)
         self.t = t
+        self.micro_steps = 0
+
+    def _allowed(self, pieces: Sequence[Piece], known_finite: bool | None) -> bool:
+        """Whether the NaN/Inf policy lets a step with these pieces' gradients through
+        (``known_finite``: already known from the clipping norm)."""
+        nonfinite = self.nonfinite
+        if nonfinite.policy == "ignore":  # 'ignore' lets every step through
+            return True
+        _, last_pieces, last_grads = self._last_flat_pieces
+        grads_read = last_grads if pieces is last_pieces else [p.grad for p in pieces]
+        return nonfinite.allows(grads_read, lambda: self.offending_layers(pieces), known_finite)
+
+    def _accumulate(self, grads: GradsLike, grad_scale: float) -> None:
+        """One gradient of an accumulation that is not its last: checked, then added to
+        the sum (copied, for the first); no parameter changes."""
+        if grad_scale != 1.0:
+            raise ValueError(
+                f"grad_scale={grad_scale} multiplies the mean of the accumulated gradients: "
+                f"pass it with the last of every {self.settings.accumulation_steps} steps"
+            )
+        pieces = self.plan(grads)
+        if not self._allowed(pieces, None):
+            return  # skipped: not counted, the next gradients take its place
+        self._add_to_accumulated(pieces, copy=self.micro_steps == 0)
+        self.micro_steps += 1
+
+    def _add_to_accumulated(self, pieces: Sequence[Piece], copy: bool) -> None:
+        """The pieces' gradients added to (or, ``copy``, written over) their ranges of the
+        accumulation buffer."""
+        assert self.accumulated is not None
+        total = self.accumulated.buffer
+        for piece in pieces:
+            start = self.layout.span(piece.names[0]).start
+            target = total[start : start + piece.grad.size]
+            if copy:
+                np.copyto(target, piece.grad)
+            else:
+                add_into.variant_for(target)(target, piece.grad)
 
     def plan(self, grads: GradsLike) -> list[Piece]:
         """The checked pieces of a step with ``grads`` (any form ``step`` takes): one per
@@ -704,6 +775,7 @@ class Optimizer:
             self.first_index,
             self.int8,
             self.ema,
+            self.accumulated,
         )
 
     @cached_property
@@ -751,8 +823,10 @@ class Optimizer:
         ``state`` (for each state buffer, a dict of arrays by layer name, as stored: codes
         for bfloat16 and for int8's quantized layers). int8 state adds ``scales`` (for
         each state, each quantized layer's float32 block scales); an algorithm that carries
-        values from step to step adds ``running`` (see ``running_state``), and one with a
-        weight EMA adds ``ema`` (its arrays by layer name).
+        values from step to step adds ``running`` (see ``running_state``), one with a
+        weight EMA adds ``ema`` (its arrays by layer name), and one with
+        ``accumulation_steps`` adds ``accumulated`` (``micro_steps`` and the sum of the
+        gradients waiting, ``grads``, by layer name).
         """
         saved = {
             "algorithm": type(self).__name__,
@@ -766,6 +840,11 @@ class Optimizer:
             saved["running"] = running
         if self.ema is not None:
             saved["ema"] = {name: np.array(self.ema[name]) for name in self.layout.names}
+        if self.accumulated is not None:
+            saved["accumulated"] = {
+                "micro_steps": self.micro_steps,
+                "grads": {name: np.array(self.accumulated[name]) for name in self.layout.names},
+            }
         if self.int8 is not None:
             saved["state"] = {key: self.int8.stored(key) for key in self.state}
             saved["scales"] = {key: self.int8.stored_scales(key) for key in self.state}
@@ -828,9 +907,12 @@ class Optimizer:
         expected = sorted(self.hyperparameters())
         saved_hyperparameters = state_dict["hyperparameters"]
         if isinstance(saved_hyperparameters, Mapping):
-            # saved before the storage options and the EMA existed: the parameters' dtype,
-            # no EMA
-            older = {k: None for k in (*state_dtypes.STORAGE_OPTIONS, "ema_decay") if k in expected}
+            # saved before the storage options, the EMA and accumulation existed: the
+            # parameters' dtype, no EMA, an update per step
+            older: dict[str, Any] = {
+                k: None for k in (*state_dtypes.STORAGE_OPTIONS, "ema_decay") if k in expected
+            }
+            older["accumulation_steps"] = 1
             saved_hyperparameters = {**older, **saved_hyperparameters}
         if (
             not isinstance(saved_hyperparameters, Mapping)
@@ -888,6 +970,7 @@ class Optimizer:
                     target,
                     checked_state_array(saved_ema[name], label, target, self.layout.dtype.name),
                 )
+        micro_steps = self._checked_accumulated(state_dict, saved_hyperparameters, arrays)
         running = self.checked_running_state(state_dict.get("running"))
         self.set_hyperparameters(**saved_hyperparameters)  # validates, then sets
         self.groups = groups
@@ -895,6 +978,40 @@ class Optimizer:
             np.copyto(target, array)
         self.restore_running_state(running)
         self.t = self.ema_steps = t
+        self.micro_steps = micro_steps
+
+    def _checked_accumulated(
+        self, state_dict: Mapping[str, Any], saved_hyperparameters: Mapping[str, Any], arrays: dict
+    ) -> int:
+        """A saved accumulation checked (its arrays join ``arrays``): the number of
+        gradients waiting in it, 0 without accumulation."""
+        if self.accumulated is None or saved_hyperparameters.get("accumulation_steps", 1) == 1:
+            return 0  # a different accumulation_steps is refused with the hyper-parameters
+        saved = state_dict.get("accumulated")
+        names = self.layout.names
+        steps = self.settings.accumulation_steps
+        if not isinstance(saved, Mapping) or not isinstance(saved.get("grads"), Mapping):
+            raise KeyError(
+                "state_dict['accumulated'] must hold 'micro_steps' and 'grads' (the sum of the "
+                "gradients waiting, one array per layer)"
+            )
+        micro_steps = saved.get("micro_steps")
+        if not (isinstance(micro_steps, int) and 0 <= micro_steps < steps):
+            raise ValueError(
+                f"state_dict['accumulated']['micro_steps'] is {micro_steps!r}; expected a whole "
+                f"number in [0, {steps})"
+            )
+        if set(saved["grads"]) != set(names):
+            raise KeyError(
+                f"state_dict['accumulated']['grads'] must hold one array per layer; "
+                f"{holds(saved['grads'], names)}"
+            )
+        for name in names:
+            target = self.accumulated[name]
+            label = f"state_dict['accumulated']['grads'][{name!r}]"
+            array = checked_state_array(saved["grads"][name], label, target, self.layout.dtype.name)
+            arrays["accumulated", name] = (target, array)
+        return micro_steps
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
