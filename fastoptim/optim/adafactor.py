@@ -211,6 +211,8 @@ class Adafactor(Optimizer):
                 where = slice(span.start - first, span.stop - first)
                 scalars = cast(AdafactorScalars, table[piece.group])
                 self._update(name, piece.param[where], piece.grad[where], scalars)
+            self.move_ema_of(piece.names, piece.param)
+        self.ema_steps += 1
 
     def update_layer(
         self,
@@ -227,6 +229,7 @@ class Adafactor(Optimizer):
         )
         span = self.layout.span(name)
         self._update(name, self.params.buffer[span], grad, scalars)
+        self.move_ema_of((name,), self.params.buffer[span])
 
     @cached_property
     def _layer_plans(self) -> dict[str, FactoredLayer | FullLayer]:

@@ -153,6 +153,8 @@ class LAMB(Optimizer):
         for piece in pieces:
             self._update(piece.names, piece.param, piece.grad, piece.states, piece.norm_bounds,
                          cast(LambScalars, table[piece.group]))  # fmt: skip
+            self.move_ema_of(piece.names, piece.param)
+        self.ema_steps += 1
 
     def update_layer(
         self,
@@ -169,6 +171,7 @@ class LAMB(Optimizer):
         )
         self._update(view.names, view.flat_param, grad, view.kernel_states, view.norm_bounds,
                      scalars)  # fmt: skip
+        self.move_ema_of(view.names, view.flat_param)
 
     @cached_property
     def _trust_plans(self) -> dict[tuple[str, ...], TrustPlan]:

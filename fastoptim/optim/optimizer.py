@@ -28,7 +28,7 @@ import numpy as np
 from fastoptim import kernels, schedules
 from fastoptim.flat import FlatParams, Layout, flatten
 from fastoptim.kernels import UpdateLoop, new_record
-from fastoptim.kernels.interpolation import add_into, swap
+from fastoptim.kernels.interpolation import add_into, interpolate, swap
 from fastoptim.optim import blockwise, state_dtypes
 from fastoptim.optim.blockwise import Int8Storage
 from fastoptim.optim.buffer_views import Buffers, flat_runs, layer_views
@@ -159,11 +159,6 @@ class Optimizer:
         # whose layers keep step counts of their own): the first one copies the weights
         self.ema_steps = 0
         if self.settings.ema_decay is not None:
-            if self.declaration.kernel is None:
-                raise TypeError(
-                    f"{self.declaration.name} takes no ema_decay yet: its step is several "
-                    "passes of its own, and the average is fused into elementwise steps only"
-                )
             self.ema = self.params.zeros_like()
             self.ema.buffer[:] = self.params.buffer
         # gradient accumulation (accumulation_steps > 1): the sum of the gradients waiting
@@ -171,12 +166,6 @@ class Optimizer:
         self.accumulated: FlatParams | None = None
         self.micro_steps = 0
         if self.settings.accumulation_steps > 1:
-            if self.declaration.kernel is None:
-                raise TypeError(
-                    f"{self.declaration.name} takes no accumulation_steps yet: its step is "
-                    "several passes of its own; add the gradients yourself and step with "
-                    "their mean"
-                )
             self.accumulated = self.params.zeros_like()
         # int8 state: the codes are self.state; the scales and the small layers' float32
         # state are here (None for every other state dtype)
@@ -384,6 +373,18 @@ class Optimizer:
         decay = self.settings.ema_decay
         return 1.0 if self.ema_steps == 0 or decay is None else 1.0 - decay
 
+    def move_ema_of(self, names: Sequence[str], param: np.ndarray) -> None:
+        """The weight EMA of neighbouring layers ``names`` (their parameters ``param``,
+        1-D) moved towards them in a pass of its own (3 elements of traffic): for the
+        algorithms whose steps are passes of their own (Adafactor, LAMB). Does not count
+        the step (``ema_steps``)."""
+        if self.ema is None:
+            return
+        start = self.layout.span(names[0]).start
+        average = self.ema.buffer[start : start + param.size]
+        weight = self.ema_weight()
+        interpolate.variant_for(param)(average, param, weight, 1.0 - weight)
+
     @property
     def ema_in_params(self) -> bool:
         """Whether the parameters hold the weight EMA now (inside ``ema_weights()``)."""
@@ -426,16 +427,19 @@ class Optimizer:
         pieces = self.plan(grads)
         known_finite = None
         max_norm = self.settings.max_grad_norm
-        if steps > 1:  # the kernel adds the gradients waiting; the mean is in its scale
+        # the kernel adds the gradients waiting; the mean is in its scale
+        fused_sum = steps > 1 and max_norm is None and self.kernel is not None
+        if steps > 1:
             grad_scale /= steps
-            if max_norm is not None:
-                # the norm of the mean needs the sum first: added here (if these gradients
-                # pass the NaN/Inf policy), then the update reads the sum as the gradient
-                # and as the accumulated ones, 2 * sum exactly, at half the scale
-                if not self._allowed(pieces, None):
-                    return
-                self._add_to_accumulated(pieces, copy=False)
-                pieces = self._flat_pieces(self.accumulated.buffer)  # type: ignore[union-attr]
+        if steps > 1 and not fused_sum:
+            # the norm of the mean (or a step of passes of its own) needs the sum first:
+            # added here, if these gradients pass the NaN/Inf policy; then the update reads
+            # the sum as its gradient (an elementwise kernel reads it as the accumulated
+            # ones too: 2 * sum exactly, at half the scale)
+            if not self._allowed(pieces, None):
+                return
+            self._add_to_accumulated(pieces, copy=False)
+            pieces = self._flat_pieces(self.accumulated.buffer)  # type: ignore[union-attr]
         if max_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
@@ -443,8 +447,8 @@ class Optimizer:
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
             grad_scale *= min(1.0, max_norm / (norm + 1e-6))
-            if steps > 1:
-                grad_scale /= 2  # the sum is read twice (see above)
+        if steps > 1 and not fused_sum and self.kernel is not None:
+            grad_scale /= 2  # the sum is read twice (see above)
         if not self._allowed(pieces, known_finite):
             return
         self.apply(pieces, t, rates, grad_scale)
@@ -592,7 +596,9 @@ class Optimizer:
                     continue
                 decay = default_decay if group.weight_decay is None else group.weight_decay
                 table.append(scalars_of(settings, t, lr, decay, grad_scale))
-        if settings.ema_decay is not None:  # the average's weight, the same for every group
+        if settings.ema_decay is not None and self.kernel is not None:
+            # the average's weight, the same for every group (the algorithms of several
+            # passes move the average in a pass of their own: move_ema_of)
             weight = self.ema_weight()
             table = [(*record, weight, 1.0 - weight) if record else record for record in table]
         if self._rounding_streams:  # bfloat16 state: the random streams' keys of step t
