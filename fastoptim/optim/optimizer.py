@@ -410,6 +410,10 @@ class Optimizer:
         ``grad_scale`` (keyword-only, a finite number > 0) multiplies every gradient inside
         the kernel, before clipping and weight decay: ``1 / scale`` unscales the gradients
         of a loss multiplied by ``scale`` (torch's GradScaler) without another pass.
+
+        With ``accumulation_steps=k``, only every k-th call updates (with the mean of the
+        k gradients) and advances ``t``; the calls before it add their gradients into a
+        buffer (``micro_steps`` counts them). ``grad_scale`` goes with the k-th call.
         """
         t = self.t + 1
         if self._ema_swapped:
