@@ -424,26 +424,19 @@ class Optimizer:
         if grad_scale != 1.0:  # the default needs no check
             grad_scale = check_grad_scale(grad_scale)
         steps = self.settings.accumulation_steps
-        if self.micro_steps < steps - 1:  # not the last gradient of an accumulation
+        if steps > 1 and self.micro_steps < steps - 1:  # not the last of an accumulation
             self._accumulate(grads, grad_scale)
             return
         rates = self.learning_rates(t)  # checked before anything changes
         pieces = self.plan(grads)
         known_finite = None
         max_norm = self.settings.max_grad_norm
-        # the kernel adds the gradients waiting; the mean is in its scale
-        fused_sum = steps > 1 and max_norm is None and self.kernel is not None
+        read_twice = False
         if steps > 1:
-            grad_scale /= steps
-        if steps > 1 and not fused_sum:
-            # the norm of the mean (or a step of passes of its own) needs the sum first:
-            # added here, if these gradients pass the NaN/Inf policy; then the update reads
-            # the sum as its gradient (an elementwise kernel reads it as the accumulated
-            # ones too: 2 * sum exactly, at half the scale)
-            if not self._allowed(pieces, None):
+            last = self._last_of_accumulation(pieces, grad_scale, max_norm)
+            if last is None:
                 return
-            self._add_to_accumulated(pieces, copy=False)
-            pieces = self._flat_pieces(self.accumulated.buffer)  # type: ignore[union-attr]
+            pieces, grad_scale, read_twice = last
         if max_norm is not None:
             # torch.nn.utils.clip_grad_norm_'s rule; the scale joins the kernel's gradient
             # sign, so the gradients are read once here and once in the update
@@ -451,13 +444,34 @@ class Optimizer:
             self.last_grad_norm = norm
             known_finite = math.isfinite(norm)
             grad_scale *= min(1.0, max_norm / (norm + 1e-6))
-        if steps > 1 and not fused_sum and self.kernel is not None:
-            grad_scale /= 2  # the sum is read twice (see above)
-        if not self._allowed(pieces, known_finite):
+        if read_twice:
+            grad_scale /= 2  # see _last_of_accumulation
+        if self.nonfinite.policy != "ignore" and not self._allowed(pieces, known_finite):
             return
         self.apply(pieces, t, rates, grad_scale)
         self.t = t
-        self.micro_steps = 0
+        if steps > 1:
+            self.micro_steps = 0
+
+    def _last_of_accumulation(
+        self, pieces: list[Piece], grad_scale: float, max_norm: float | None
+    ) -> tuple[list[Piece], float, bool] | None:
+        """The pieces, gradient scale and whether the kernel reads the sum twice, for the
+        last gradients of an accumulation (None: they are skipped by the NaN/Inf policy).
+
+        The kernel adds the gradients waiting and the mean is in its scale. The norm of
+        the mean (clipping), or a step of passes of its own, needs the sum first: added
+        here, if these gradients pass the NaN/Inf policy; the update then reads the sum
+        as its gradient, and an elementwise kernel reads it as the accumulated ones too:
+        2 * sum exactly, to be taken at half the scale."""
+        grad_scale /= self.settings.accumulation_steps
+        if max_norm is None and self.kernel is not None:
+            return pieces, grad_scale, False
+        if not self._allowed(pieces, None):
+            return None
+        self._add_to_accumulated(pieces, copy=False)
+        summed = self._flat_pieces(self.accumulated.buffer)  # type: ignore[union-attr]
+        return summed, grad_scale, self.kernel is not None
 
     def _allowed(self, pieces: Sequence[Piece], known_finite: bool | None) -> bool:
         """Whether the NaN/Inf policy lets a step with these pieces' gradients through
@@ -580,19 +594,18 @@ class Optimizer:
         ``carried`` as keywords, where there are any: one mapping for every group, or a
         sequence of one per group)."""
         scalars, settings, default_decay = self.declaration.scalars, self.settings, self._decay
-        # per group: the same carried values for every group, or a mapping per group
-        per_group = [scalars] * len(self.groups)
-        if carried:
-            per_group = [
-                partial(scalars, **values)
-                for values in (
-                    [carried] * len(self.groups) if isinstance(carried, Mapping) else carried
-                )
-            ]
+        per_group: list[Callable[..., tuple]] = []
+        if carried:  # the same values for every group, or a mapping per group
+            if isinstance(carried, Mapping):
+                carried = [carried] * len(self.groups)
+            per_group = [partial(scalars, **values) for values in carried]
         table: list[tuple]
-        if len(self.groups) == 1:
-            table = [per_group[0](settings, t, rates[0], default_decay, grad_scale)]
+        if len(self.groups) == 1:  # the common case, on every step's path
+            scalars_of = per_group[0] if carried else scalars
+            table = [scalars_of(settings, t, rates[0], default_decay, grad_scale)]
         else:
+            if not carried:
+                per_group = [scalars] * len(self.groups)
             table = []
             for group, lr, scalars_of in zip(self.groups, rates, per_group, strict=True):
                 if group.frozen or not group.names:
