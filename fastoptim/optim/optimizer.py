@@ -594,7 +594,7 @@ class Optimizer:
         ``carried`` as keywords, where there are any: one mapping for every group, or a
         sequence of one per group)."""
         scalars, settings, default_decay = self.declaration.scalars, self.settings, self._decay
-        per_group: list[Callable[..., tuple]] = []
+        per_group: list[Callable[..., tuple]]  # made only where it is used
         if carried:  # the same values for every group, or a mapping per group
             if isinstance(carried, Mapping):
                 carried = [carried] * len(self.groups)
