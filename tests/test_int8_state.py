@@ -348,3 +348,39 @@ def test_a_nan_reaching_int8_state_makes_its_block_nan_not_a_number():
 def test_blocks_follow_layers():
     assert int8.block_bounds([600, 256, 5], 256).tolist() == [0, 256, 512, 600, 856, 861]
     assert blockwise.quantizes(4096) and not blockwise.quantizes(4095)
+
+
+def test_the_int8_loop_with_prefetch_hints_gives_the_same_bits(monkeypatch):
+    """The int8 loop asks for the data ahead of each block only on Intel cores
+    (kernels/loop_source.py): both sources are compiled here, wherever the tests run, and
+    the one with hints must write exactly what the one without writes, hints past the end
+    of the buffers included."""
+    from fastoptim.kernels import adam, loop_source
+    from fastoptim.kernels.elementwise import ElementwiseUpdate
+
+    rng = np.random.default_rng(0)
+    n = 40_000  # 157 blocks of 256
+    bounds = int8.block_bounds([n], 256)
+    m_codes, m_scales = int8.quantize(rng.standard_normal(n, dtype=np.float32), True, bounds)
+    v_codes, v_scales = int8.quantize(rng.random(n, dtype=np.float32), False, bounds)
+    param = rng.standard_normal(n, dtype=np.float32)
+    grad = rng.standard_normal(n, dtype=np.float32)
+    scalars = adam.AdamScalars(1.0, 0.0, 1.0, 0.9, 0.1, 0.999, 0.001, 1e-3, 10.0, 1e-8, 50.0)
+    written = []
+    for span in (0, 256):
+        monkeypatch.setattr(loop_source, "PREFETCH_SPAN", span)
+        update = ElementwiseUpdate(
+            adam.adam, n_state=2, scalars=adam.AdamScalars, switches=adam.SWITCHES,
+            unsigned={1}, int8_only=adam.INT8_ONLY,
+        )  # fmt: skip
+        loop = update.stored_as("int8")
+        assert ("prefetch(param, j)" in loop.make_body.source) == (span > 0)
+        arrays = [x.copy() for x in (param, m_codes, v_codes, m_scales, v_scales)]
+        p, mc, vc, ms, vs = arrays
+        loop.variant(np.dtype(np.float32), False)(
+            p, grad, mc, vc, ms, vs, bounds, 256, *map(np.float32, scalars)
+        )
+        assert not np.array_equal(p, param) and not np.array_equal(mc, m_codes)
+        written.append(arrays)
+    for hinted, plain in zip(*written, strict=True):
+        np.testing.assert_array_equal(hinted, plain)

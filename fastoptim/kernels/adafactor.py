@@ -31,7 +31,7 @@ import numpy as np
 from numba import types
 
 from fastoptim.kernels.compiled import CompiledLoop
-from fastoptim.kernels.lanes import LANES, fold, new_lanes, sum_squares
+from fastoptim.kernels.lanes import LANES, fold, new_lanes
 
 # the rows of a unit hold at least this many elements, and at least MIN_UNIT_ROWS rows (each
 # unit writes and the caller reads its column sums: 1/64 of a wide layer's size, in float64)
@@ -312,23 +312,25 @@ def _factored_step_body(loop):
 def _vector_sums_body(loop):
     def vector_sums(p, g, v, scale, weight, eps1_squared, bounds, p_partials, u_partials):
         # v moves a fraction ``weight`` of the way to (scale g)**2 (written); each block's
-        # sums of p**2 and of u**2, u = scale g / sqrt(max(v, eps1**2))
+        # sums of p**2 and of u**2, u = scale g / sqrt(max(v, eps1**2)), in lanes: one
+        # sweep of each block (three sweeps, the block in L2, were 1.8x the roof's pass)
         for block in loop(p_partials.size):
             start, stop = bounds[block], bounds[block + 1]
-            params, grads, variances = p[start:stop], g[start:stop], v[start:stop]
-            for i in range(grads.size):  # no reduction: packed
-                x = scale * grads[i]
-                variances[i] = variances[i] + weight * (x * x - variances[i])
-            p_partials[block] = sum_squares(params, 0, params.size, 1.0)
-            lanes = new_lanes(1)
-            for chunk in range(0, grads.size, LANES):
-                end = min(chunk + LANES, grads.size)
-                g0, v0 = grads[chunk:end], variances[chunk:end]
-                into = lanes[: end - chunk]
+            lanes = new_lanes(2)
+            for chunk in range(start, stop, LANES):
+                end = min(chunk + LANES, stop)
+                p0, g0, v0 = p[chunk:end], g[chunk:end], v[chunk:end]
+                p_into, u_into = lanes[: end - chunk], lanes[LANES : LANES + end - chunk]
                 for k in range(g0.size):
-                    x0 = np.float64(g0[k]) * scale
-                    into[k] += x0 * x0 / max(np.float64(v0[k]), eps1_squared)
-            u_partials[block] = fold(lanes)
+                    x = scale * g0[k]
+                    new = v0[k] + weight * (x * x - v0[k])
+                    v0[k] = new
+                    q = np.float64(p0[k])
+                    p_into[k] += q * q
+                    y = np.float64(g0[k]) * scale
+                    u_into[k] += y * y / max(np.float64(new), eps1_squared)
+            p_partials[block] = fold(lanes[:LANES])
+            u_partials[block] = fold(lanes[LANES:])
 
     return vector_sums
 

@@ -11,11 +11,12 @@ once per setting of the switches (see ``_switched``).
 - ``int8``: chunks of ``BLOCKS_PER_CHUNK`` quantization blocks in parallel. Per block, one
   sweep decodes the old state, updates, writes the parameters and keeps the new state in a
   scratch array of one block (in L1) while it finds the block's new scale; a second sweep
-  over that scratch encodes the codes. One pass over memory; before each block the loop
-  asks the CPU for the data ``PREFETCH_AHEAD`` elements on (see that constant). The scratch is allocated once
-  per chunk (64 blocks, 16,384 elements): one preallocated row per thread, indexed by the
-  thread id, was measured slower (Adam at 1e8: 0.58x float32 state against 0.77x; likely,
-  LLVM cannot tell such a view from the arrays it updates, while a fresh allocation it can).
+  over that scratch encodes the codes. One pass over memory; on Intel cores, before each
+  block the loop asks the CPU for the data ``PREFETCH_AHEAD`` elements on (see that
+  constant). The scratch is allocated once per chunk (64 blocks, 16,384 elements): one
+  preallocated row per thread, indexed by the thread id, was measured slower (Adam at 1e8:
+  0.58x float32 state against 0.77x; likely, LLVM cannot tell such a view from the arrays it
+  updates, while a fresh allocation it can).
 """
 
 from __future__ import annotations
@@ -24,17 +25,22 @@ import itertools
 import textwrap
 from collections.abc import Callable, Collection, Mapping, Sequence
 
+from llvmlite import binding
+
 from fastoptim.kernels import bfloat16
 
 CHUNK = 4096  # elements per parallel chunk of the bfloat16 loop
 BLOCKS_PER_CHUNK = 64  # quantization blocks per parallel chunk of the int8 loop
-# the int8 loop asks for PREFETCH_SPAN elements (at most a block) PREFETCH_AHEAD elements past
-# each block before it works on the block: its arithmetic takes about as long as its memory
-# traffic, and without the hint the two did not overlap (Adam at 1e8, blocks of 256: 0.87x
-# float32 state's step, 1.1x with it). 768 beat 256, 2048 and 4096; asking for a whole
-# block of 4096 at once was slower than not asking
+# On Intel cores the int8 loop asks for PREFETCH_SPAN elements (at most a block)
+# PREFETCH_AHEAD elements past each block before it works on the block: its arithmetic took
+# about as long as its memory traffic, and without the hint the two did not overlap (Adam at
+# 1e8, blocks of 256, an Emerald Rapids: 0.87x float32 state's step, 1.1x with it; 768 beat
+# 256, 2048 and 4096; asking for a whole block of 4096 at once was slower than not asking).
+# On AMD's Zen cores the hardware prefetchers keep up without it and the hints only cost
+# instructions (a Zen 5, Adam at 1e8 in alternating runs: 1.61-1.65x float32 state without
+# them, 1.15-1.57x with them; in cache 0.16-0.18 ns per element against 0.20-0.22)
 PREFETCH_AHEAD = 768
-PREFETCH_SPAN = 256
+PREFETCH_SPAN = 0 if binding.get_host_cpu_name().startswith("znver") else 256
 STORAGES = ("float", "bfloat16", "int8")
 
 _FLOAT_LOOP = """
@@ -80,11 +86,7 @@ def {name}(param, grad, {states}{ema}{acc}{scales}bounds, block, {scalars}{ema_s
             stop = bounds[b + 1]
             param_b = param[start:stop]
             grad_b = grad[start:stop]{ema_slice}{acc_slice}
-            ahead = stop + {ahead}
-            for j in range(ahead, ahead + min(stop - start, {span}), 16):  # 64-byte lines
-                prefetch(param, j)
-                prefetch(grad, j)
-{prefetch_states}
+{prefetch}
 {inner}
 """
 _INT8_INNER = """
@@ -250,13 +252,7 @@ def _int8_source(common, new, n_state, scalars, optional, switches, unsigned) ->
         )
 
     return _INT8_LOOP.format(
-        ahead=PREFETCH_AHEAD,
-        span=PREFETCH_SPAN,
-        prefetch_states="\n".join(
-            f"            for j in range(ahead, ahead + min(stop - start, {PREFETCH_SPAN}), 64):\n"
-            f"                prefetch(s{k}, j)"
-            for k in range(n_state)
-        ),
+        prefetch=_prefetch_source(n_state),
         inner=_switched(body, 12, n_state, "np.float32", switches, optional, scalars, {}),
         scales="".join(f"scale{k}, " for k in range(n_state)),
         scratch="\n".join(
@@ -264,6 +260,23 @@ def _int8_source(common, new, n_state, scalars, optional, switches, unsigned) ->
         ),
         **common,
     )
+
+
+def _prefetch_source(n_state: int) -> str:
+    """The int8 loop's hints for the data ``PREFETCH_AHEAD`` elements past a block (none
+    where ``PREFETCH_SPAN`` is 0)."""
+    if not PREFETCH_SPAN:
+        return ""
+    span = f"range(ahead, ahead + min(stop - start, {PREFETCH_SPAN}), "
+    lines = [
+        f"            ahead = stop + {PREFETCH_AHEAD}",
+        f"            for j in {span}16):  # 64-byte lines of float32",
+        "                prefetch(param, j)",
+        "                prefetch(grad, j)",
+    ]
+    for k in range(n_state):
+        lines += [f"            for j in {span}64):", f"                prefetch(s{k}, j)"]
+    return "\n".join(lines)
 
 
 def _loads(loads: Sequence[str], kept: Collection[int]) -> str:
