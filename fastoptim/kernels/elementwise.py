@@ -29,6 +29,7 @@ from fastoptim.kernels import bfloat16, int8
 from fastoptim.kernels.compiled import CompiledLoop
 from fastoptim.kernels.interpolation import lerp
 from fastoptim.kernels.loop_source import BLOCKS_PER_CHUNK, CHUNK, STORAGES, loop_source
+from fastoptim.kernels.prefetch import prefetch
 
 # new_record(Record, values): the NamedTuple ``Record(*values)`` from its field values in
 # order, without the NamedTuple's Python-level __new__ (tuple.__new__ itself, a C call): a step
@@ -67,6 +68,7 @@ def _make_body(loop_source: str, element: Callable, name: str):
             "high16": bfloat16.high16,
             **{name: getattr(int8, name) for name in _INT8_NAMES},
             "lerp": lerp,
+            "prefetch": prefetch,
         }
         exec(compile(factory, __file__, "exec"), namespace)
         return namespace["make"](element, loop)
@@ -87,7 +89,6 @@ _INT8_NAMES = (
     "magnitude_bits",
     "larger_bits",
     "from_bits",
-    "prefetch",
 )
 
 

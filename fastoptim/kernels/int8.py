@@ -180,26 +180,3 @@ def _largest(block: np.ndarray) -> np.float32:
         return np.float32(0)
     bits = (block.view(np.int32) & 0x7FFFFFFF).max()
     return np.int32(bits).view(np.float32)
-
-
-@intrinsic
-def prefetch(typingctx, array, index):
-    """Ask the CPU to bring the cache line of ``array[index]`` in (a hint: nothing is read
-    or written; an index past the end asks for element 0 instead)."""
-
-    def codegen(context, builder, signature, args):
-        view = context.make_array(signature.args[0])(context, builder, args[0])
-        position = args[1]
-        inside = builder.icmp_signed("<", position, builder.extract_value(view.shape, 0))
-        position = builder.select(inside, position, ir.Constant(position.type, 0))
-        pointer = builder.bitcast(builder.gep(view.data, [position]), ir.IntType(8).as_pointer())
-        read, keep_in_all_levels, data = (ir.Constant(_I32_TYPE, v) for v in (0, 3, 1))
-        function_type = ir.FunctionType(ir.VoidType(), [pointer.type] + [_I32_TYPE] * 3)
-        function = builder.module.declare_intrinsic("llvm.prefetch", [pointer.type], function_type)
-        builder.call(function, [pointer, read, keep_in_all_levels, data])
-        return context.get_dummy_value()
-
-    return types.none(array, index), codegen
-
-
-_I32_TYPE = ir.IntType(32)
