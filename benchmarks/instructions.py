@@ -13,8 +13,10 @@ and the encoding of the new state.
 
 It also counts the square roots and divisions per element (they share one unit, whose
 throughput does not grow with the vector width) and times each alone on data in L1, which
-gives the floor they put under a step: ``--width 512`` compiles with 512-bit vectors
-(NUMBA_CPU_FEATURES with ``-prefer-256-bit``, set before numba is imported) to compare.
+gives the floor they put under a step. ``--width 512`` asks for 512-bit vectors where LLVM
+prefers 256 on the host (NUMBA_CPU_FEATURES with ``-prefer-256-bit``, set before numba is
+imported); each line says which width the loop got (Intel's AVX-512 cores get 256 by default,
+AMD's Zen 4 and 5 get 512).
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def report(name: str, loop, ns_per_op: float, elements: float, threads: int) -> 
     # the update divides; int8's runs the clamp (min/max: m_bound is finite but for beta2 = 0)
     updates = [x for x in loops if "vdivps" in x[2] and (name != "int8" or "vminps" in x[2])]
     update = min(updates, key=lambda x: x[0] / x[1])
-    line = f"{name:<10} update loop: {update[0]} instructions / {update[1]} elements = {update[0] / update[1]:.2f}"
+    width = "512-bit" if "zmm" in update[2] else "256-bit"
+    line = f"{name:<10} {width} update loop: {update[0]} instructions / {update[1]} elements = {update[0] / update[1]:.2f}"
     divider = divider_ops(update[2]) / update[1]
     encoders = [x for x in loops if "vcvttps2dq" in x[2] and "vdivps" not in x[2]]
     if name == "int8" and encoders:
@@ -133,13 +136,13 @@ def report(name: str, loop, ns_per_op: float, elements: float, threads: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", choices=("256", "512"), default="256")
+    parser.add_argument("--width", choices=("default", "512"), default="default")
     parser.add_argument("--elements", type=float, default=1e8)
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
     ns_per_op = divider_ns()
     print(
-        f"{arguments.width}-bit vectors; a square root or division: {ns_per_op:.3f} ns per "
+        f"a square root or division: {ns_per_op:.3f} ns per "
         f"element in L1; floors for {arguments.elements:.0e} elements on {arguments.threads} threads"
     )
     update = kernels.adam_update
