@@ -351,8 +351,8 @@ def test_blocks_follow_layers():
 
 
 def test_the_int8_loop_with_prefetch_hints_gives_the_same_bits(monkeypatch):
-    """The int8 loop asks for the data ahead of each block only on Intel cores
-    (kernels/loop_source.py): both sources are compiled here, wherever the tests run, and
+    """The int8 loop asks for the data ahead of each block except on AMD's Zen
+    cores (kernels/loop_source.py): both sources are compiled here, wherever the tests run, and
     the one with hints must write exactly what the one without writes, hints past the end
     of the buffers included."""
     from fastoptim.kernels import adam, loop_source

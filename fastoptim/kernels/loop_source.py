@@ -11,8 +11,8 @@ once per setting of the switches (see ``_switched``).
 - ``int8``: chunks of ``BLOCKS_PER_CHUNK`` quantization blocks in parallel. Per block, one
   sweep decodes the old state, updates, writes the parameters and keeps the new state in a
   scratch array of one block (in L1) while it finds the block's new scale; a second sweep
-  over that scratch encodes the codes. One pass over memory; on Intel cores, before each
-  block the loop asks the CPU for the data ``PREFETCH_AHEAD`` elements on (see that
+  over that scratch encodes the codes. One pass over memory; except on AMD's Zen cores,
+  before each block the loop asks the CPU for the data ``PREFETCH_AHEAD`` elements on (see that
   constant). The scratch is allocated once per chunk (64 blocks, 16,384 elements): one
   preallocated row per thread, indexed by the thread id, was measured slower (Adam at 1e8:
   0.58x float32 state against 0.77x; likely, LLVM cannot tell such a view from the arrays it
@@ -31,7 +31,7 @@ from fastoptim.kernels import bfloat16
 
 CHUNK = 4096  # elements per parallel chunk of the bfloat16 loop
 BLOCKS_PER_CHUNK = 64  # quantization blocks per parallel chunk of the int8 loop
-# On Intel cores the int8 loop asks for PREFETCH_SPAN elements (at most a block)
+# Except on AMD's Zen cores, the int8 loop asks for PREFETCH_SPAN elements (at most a block)
 # PREFETCH_AHEAD elements past each block before it works on the block: its arithmetic took
 # about as long as its memory traffic, and without the hint the two did not overlap (Adam at
 # 1e8, blocks of 256, an Emerald Rapids: 0.87x float32 state's step, 1.1x with it; 768 beat
